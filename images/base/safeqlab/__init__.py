@@ -1,0 +1,1 @@
+"""Runtime shared by the lab's stand-in services (stdlib + cryptography + keytool)."""

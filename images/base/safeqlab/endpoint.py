@@ -1,0 +1,108 @@
+"""The endpoint side of the internal communication (gateway and client stand-ins):
+connect over mutual TLS, say hello, keep the session alive, reconnect with backoff."""
+from __future__ import annotations
+
+import datetime
+import logging
+import socket
+import ssl
+import threading
+import time
+from typing import Callable
+
+from cryptography import x509
+
+from . import proto, util
+from .tlsinfo import describe, java_reason
+
+BACKOFF = (1, 2, 4, 8, 10)
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class SetupError(Exception):
+    """Local configuration the endpoint cannot start a session with."""
+
+
+class StateFile:
+    """connected/disconnected/error plus why, for checks and healthchecks."""
+
+    def __init__(self, path):
+        self.path = path
+        self.data = {"state": "starting", "reason": None, "peer": None, "since": now_iso(), "last_ack": None}
+        util.write_json(path, self.data)
+
+    def set(self, state: str, reason: str | None = None, **extra) -> None:
+        if state != self.data["state"]:
+            self.data["since"] = now_iso()
+        self.data.update(state=state, reason=reason, **extra)
+        util.write_json(self.path, self.data)
+
+    def ack(self) -> None:
+        self.data["last_ack"] = now_iso()
+        util.write_json(self.path, self.data)
+
+
+def healthy(data: dict | None, max_age: float = 3 * proto.HEARTBEAT_SECONDS + 2) -> tuple[bool, str]:
+    if not data:
+        return False, "not started"
+    if data.get("state") != "connected":
+        return False, f"{data.get('state')}: {data.get('reason')}"
+    last = data.get("last_ack") or data.get("since")
+    age = (datetime.datetime.now(datetime.timezone.utc) - datetime.datetime.fromisoformat(last)).total_seconds()
+    if age > max_age:
+        return False, f"no heartbeat answered for {age:.0f} s"
+    return True, f"connected to {data['peer']['host']} ({data['peer']['subject']})"
+
+
+class Session:
+    def __init__(self, *, host: str, port: int, role: str, make_context: Callable[[], tuple[ssl.SSLContext, str]],
+                 state: StateFile, log: logging.Logger, stop: threading.Event):
+        self.host, self.port, self.role = host, port, role
+        self.make_context, self.state, self.log, self.stop = make_context, state, log, stop
+
+    def run(self) -> None:
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                self.connect_once()
+                attempt = 0  # a session that got going resets the backoff
+            except SetupError as exc:
+                self.fail("error", str(exc))
+            except (OSError, proto.ProtocolError) as exc:
+                self.fail("disconnected", java_reason(exc, hostname=self.host))
+            delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+            attempt += 1
+            self.stop.wait(delay)
+
+    def fail(self, state: str, reason: str) -> None:
+        if (self.state.data["state"], self.state.data["reason"]) != (state, reason):
+            self.log.warning("Connection to %s:%d failed: %s", self.host, self.port, reason)
+        self.state.set(state, reason)
+
+    def connect_once(self) -> None:
+        ctx, name = self.make_context()
+        with socket.create_connection((self.host, self.port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname=self.host) as tls:
+                peer = describe(x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)))
+                proto.send(tls, {"type": "hello", "role": self.role, "name": name})
+                reader = proto.Reader(tls)
+                tls.settimeout(3 * proto.HEARTBEAT_SECONDS)
+                answer = reader.read()
+                if answer is None:
+                    raise proto.ProtocolError("the primary closed the session after the handshake")
+                if answer.get("type") != "welcome":
+                    self.fail("refused", f"refused by the primary: {answer.get('reason')}")
+                    return
+                self.log.info("Connected to %s:%d as %s %s; server certificate %s issued by %s, verified (%s)",
+                              self.host, self.port, self.role, name, peer["subject"], peer["issuer"], tls.version())
+                self.state.set("connected", None, peer={"host": self.host, "verified": True, **peer})
+                self.state.ack()
+                while not self.stop.is_set():
+                    proto.send(tls, {"type": "heartbeat"})
+                    if reader.read() is None:
+                        raise proto.ProtocolError("the primary closed the session")
+                    self.state.ack()
+                    self.stop.wait(proto.HEARTBEAT_SECONDS)

@@ -1,0 +1,104 @@
+"""Judge key and trust stores the way a JRE does, by asking the JRE's keytool.
+
+Java only counts PKCS12 certificates that carry its trusted-cert attribute as
+trust anchors, and refuses some encryptions other tools accept; parsing the
+file ourselves would hide exactly the mistakes the lab is for.
+"""
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+KEYTOOL = os.environ.get("SAFEQ_KEYTOOL", "keytool")
+_PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
+class StoreError(Exception):
+    """A store Java would not load; the message is what the lab logs."""
+
+
+@dataclass
+class Entry:
+    alias: str
+    kind: str  # PrivateKeyEntry | trustedCertEntry | SecretKeyEntry
+    certs: list[x509.Certificate] = field(default_factory=list)
+
+
+def _check_readable(path: str) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise StoreError(f"keystore file {path} does not exist") from None
+    if not os.access(path, os.R_OK):
+        raise StoreError(
+            f"keystore file {path} is not readable by this service "
+            f"(mode {stat.filemode(st.st_mode)}, owner uid {st.st_uid})"
+        )
+
+
+def list_entries(path: str, password: str, storetype: str = "PKCS12", keytool: str = KEYTOOL) -> list[Entry]:
+    _check_readable(path)
+    env = dict(os.environ, SAFEQ_STOREPASS=password)
+    cmd = [keytool, "-list", "-rfc", "-keystore", path, "-storepass:env", "SAFEQ_STOREPASS"]
+    if storetype:
+        cmd += ["-storetype", storetype]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    except FileNotFoundError:
+        raise StoreError(f"keytool not found ({keytool})") from None
+    if proc.returncode != 0:
+        text = (proc.stdout + proc.stderr).strip().splitlines()
+        raise StoreError(text[-1] if text else f"keytool exited {proc.returncode}")
+    return parse_list_rfc(proc.stdout)
+
+
+def parse_list_rfc(text: str) -> list[Entry]:
+    entries: list[Entry] = []
+    for block in re.split(r"^Alias name: ", text, flags=re.M)[1:]:
+        alias = block.splitlines()[0].strip()
+        kind = re.search(r"^Entry type: (\S+)", block, re.M)
+        certs = [x509.load_pem_x509_certificate(m.group(0).encode()) for m in _PEM.finditer(block)]
+        entries.append(Entry(alias, kind.group(1) if kind else "unknown", certs))
+    return entries
+
+
+def trust_anchors(path: str, password: str, storetype: str = "PKCS12", keytool: str = KEYTOOL) -> list[x509.Certificate]:
+    """Only trustedCertEntry certificates are anchors; an empty result is what Java
+    rejects with 'the trustAnchors parameter must be non-empty'."""
+    anchors = [c for e in list_entries(path, password, storetype, keytool) if e.kind == "trustedCertEntry" for c in e.certs]
+    if not anchors:
+        raise StoreError(
+            "java.security.InvalidAlgorithmParameterException: the trustAnchors parameter must be non-empty "
+            f"(truststore {path} has no trustedCertEntry)"
+        )
+    return anchors
+
+
+@dataclass
+class KeyStore:
+    alias: str
+    key: object
+    chain: list[x509.Certificate]  # leaf first, as Java serves it
+
+
+def load_keystore(path: str, password: str, keytool: str = KEYTOOL) -> KeyStore:
+    entries = list_entries(path, password, "PKCS12", keytool)
+    keyed = [e for e in entries if e.kind == "PrivateKeyEntry"]
+    if not keyed:
+        raise StoreError(f"keystore {path} holds no PrivateKeyEntry (a truststore or certificate-only file?)")
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        key, cert, _ = pkcs12.load_key_and_certificates(data, password.encode())
+    except ValueError as exc:
+        raise StoreError(f"keystore {path}: {exc}") from None
+    chain = keyed[0].certs
+    if key is None or cert is None or not chain or chain[0] != cert:
+        raise StoreError(f"keystore {path}: private key entry without a matching certificate")
+    return KeyStore(keyed[0].alias, key, chain)

@@ -1,0 +1,1 @@
+"""Stand-in for the SAFEQ Cloud primary server's internal-communication listener."""

@@ -1,0 +1,1 @@
+"""safeq-lab: orchestrator for the SAFEQ Cloud trusted-certificates lab."""

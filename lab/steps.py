@@ -1,0 +1,55 @@
+"""The doc's primary server setup, as the commands a person types in the primary's console.
+
+Running the real commands (not baking the result into the image) is what lets the
+checks test the steps, and lets a training mode hand them to a trainee instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+
+CONF_DIR = "/opt/safeqcloud/conf"
+KEYTOOL = "/opt/safeqcloud/jre/bin/keytool"
+CACERTS = "/opt/safeqcloud/jre/lib/security/cacerts"
+
+
+@dataclass(frozen=True)
+class Step:
+    title: str
+    command: str
+    stdin: str | None = None
+    unless: str | None = None  # skip when this command succeeds (makes `up` re-runnable)
+
+
+def primary_entity(manifest: dict) -> dict:
+    for ent in manifest["entities"]:
+        if ent["role"] == "primary":
+            return ent
+    raise ValueError("the PKI has no entity with role primary")
+
+
+def primary_steps(manifest: dict, host_dir: Path) -> list[Step]:
+    ent = primary_entity(manifest)
+    pfx = f"{CONF_DIR}/{ent['name']}.pfx"
+    root = x509.load_pem_x509_certificate((host_dir / "cacert.crt").read_bytes())
+    root_sha = root.fingerprint(hashes.SHA256()).hex(":").upper()
+    ca_files = " ".join(f"/pki/{p.name}" for p in sorted(host_dir.glob("*.cer")))
+    quoted_pw = ent["pfx_password"].replace("\\", "\\\\").replace('"', '\\"').replace("|", "\\|").replace("&", "\\&")
+    return [
+        Step("Copy the PFX to /opt/safeqcloud/conf", f"cp /pki/{ent['name']}.pfx {pfx}"),
+        Step("Make it readable (-rw-r--r--)", f"chmod 644 {pfx}"),
+        Step("Set default-keystore-file and default-keystore-password in application.conf",
+             f"sed -i -e 's|^\\([[:space:]]*default-keystore-file[[:space:]]*[=:]\\).*|\\1 \"{pfx}\"|' "
+             f"-e 's|^\\([[:space:]]*default-keystore-password[[:space:]]*[=:]\\).*|\\1 \"{quoted_pw}\"|' "
+             f"{CONF_DIR}/application.conf"),
+        Step("Import the root CA into the Java cacerts (password changeit, answer yes)",
+             f"{KEYTOOL} -importcert -file /pki/cacert.crt -keystore {CACERTS}",
+             stdin="changeit\nyes\n",
+             unless=f"{KEYTOOL} -list -keystore {CACERTS} -storepass changeit | grep -q '{root_sha}'"),
+        Step("Import the CA certificates under Trusted CA certificates (account setting)",
+             f"safeq-admin trusted-ca import {ca_files}"),
+        Step("Restart the primary server", "systemctl restart safeq-cloud-server"),
+    ]
