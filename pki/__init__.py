@@ -1,0 +1,14 @@
+"""PKI builder of the SAFEQ Cloud trusted-certificates lab.
+
+Creates a corporate-style PKI (root CA -> intermediate CA(s) -> one
+certificate per host) and exports it in the forms the vendor's setup page
+uses: PFX keystores, a Java truststore, DER/PEM CA certificates and per-host
+directories for the lab's containers. See :mod:`pki.builder` for the
+operations and :mod:`pki.manifest` for the JSON contract.
+"""
+from __future__ import annotations
+
+from .builder import LabPKI, exists, init_pki, issue, load_manifest, reissue, revoke
+from .errors import PKIError
+
+__all__ = ["LabPKI", "PKIError", "exists", "init_pki", "issue", "load_manifest", "reissue", "revoke"]

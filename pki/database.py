@@ -1,0 +1,214 @@
+"""The CA database: one JSON file, ``ca/db.json`` (mode 0600), written atomically.
+
+Layout (``version`` 1)::
+
+    {
+      "format": "safeq-pki-lab/ca-db", "version": 1,
+      "settings": {...},                      # see pki.settings.Settings
+      "cas": [                                # root first, lowest intermediate last
+        {"name", "issuer": <CA name>|null, "serial": hex, "cert_pem", "key_file": "ca/<name>.key.pem"}
+      ],
+      "entities": [
+        {"name", "role", "sans": [...], "password", "key_type", "issuer": <CA name>,
+         "serial": hex, "cert_pem", "key_file",
+         "history": [{"serial", "cert_pem", "not_before", "not_after", "superseded_at"}]}
+      ],
+      "revocations": {<issuer CA name>: {<serial hex>: {"time", "reason", "subject"}}},
+      "integrity": {"algorithm": "sha256", "digest": hex}
+    }
+
+Serials are lowercase hex without leading zeros; times are ISO 8601 UTC
+(``...Z``). An OCSP responder answers from :meth:`CADatabase.status`: a serial
+recorded under its issuer in ``revocations`` is revoked, a serial the issuer
+issued (an entity's current or past serial, or a child CA's) is good, anything
+else is unknown. ``reissue`` records the replaced serial as revoked with
+reason ``superseded`` (unless it was revoked already).
+
+Integrity: ``integrity.digest`` is the SHA-256 of the canonical JSON (sorted
+keys, no whitespace, ASCII) of everything else. It catches edits and damage,
+not a deliberate forger who recomputes it; :mod:`pki.integrity` adds the
+cryptographic checks (every certificate verifies under its recorded issuer and
+matches its recorded serial, every CA key matches its certificate, exported
+certificate files match the database).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import PKIError
+from .settings import Settings
+
+FORMAT = "safeq-pki-lab/ca-db"
+VERSION = 1
+DB_PATH = Path("ca") / "db.json"
+
+# RFC 5280 CRLReason names; they equal cryptography's x509.ReasonFlags values.
+REASONS = (
+    "unspecified",
+    "keyCompromise",
+    "caCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "certificateHold",
+    "privilegeWithdrawn",
+)
+
+_SCHEMA: dict[str, type | tuple[type, ...]] = {
+    "format": str,
+    "version": int,
+    "settings": dict,
+    "cas": list,
+    "entities": list,
+    "revocations": dict,
+    "integrity": dict,
+}
+_CA_KEYS = {"name": str, "issuer": (str, type(None)), "serial": str, "cert_pem": str, "key_file": str}
+_ENTITY_KEYS = {
+    "name": str, "role": str, "sans": list, "password": str, "key_type": str, "issuer": str,
+    "serial": str, "cert_pem": str, "key_file": str, "history": list,
+}
+_HISTORY_KEYS = {"serial": str, "cert_pem": str, "not_before": str, "not_after": str, "superseded_at": str}
+_REVOCATION_KEYS = {"time": str, "reason": str, "subject": str}
+
+
+def serial_hex(serial: int) -> str:
+    return format(serial, "x")
+
+
+def canonical_digest(body: dict[str, Any]) -> str:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+class CADatabase:
+    """In-memory view of ``ca/db.json``; it never touches the disk itself."""
+
+    def __init__(self, data: dict[str, Any]):
+        self.data = data
+
+    # -- creation / (de)serialization ------------------------------------
+    @classmethod
+    def new(cls, settings: Settings) -> "CADatabase":
+        return cls(
+            {
+                "format": FORMAT,
+                "version": VERSION,
+                "settings": settings.to_dict(),
+                "cas": [],
+                "entities": [],
+                "revocations": {},
+            }
+        )
+
+    @classmethod
+    def parse(cls, raw: bytes, where: Path) -> "CADatabase":
+        def corrupt(why: str) -> PKIError:
+            return PKIError(
+                f"the CA database {where} is corrupt ({why}); restore it from a backup "
+                "or re-create the PKI with `safeq-lab pki init --force`"
+            )
+
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise corrupt(f"not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise corrupt("not a JSON object")
+        _check_keys(data, _SCHEMA, "the top level", corrupt)
+        if data["format"] != FORMAT or data["version"] != VERSION:
+            raise corrupt(f"unsupported format {data['format']!r} version {data['version']!r}")
+        for i, ca in enumerate(data["cas"]):
+            _check_keys(ca, _CA_KEYS, f"cas[{i}]", corrupt)
+        for i, ent in enumerate(data["entities"]):
+            _check_keys(ent, _ENTITY_KEYS, f"entities[{i}]", corrupt)
+            for j, old in enumerate(ent["history"]):
+                _check_keys(old, _HISTORY_KEYS, f"entities[{i}].history[{j}]", corrupt)
+        for issuer, records in data["revocations"].items():
+            if not isinstance(records, dict):
+                raise corrupt(f"revocations[{issuer!r}] is not an object")
+            for serial, rec in records.items():
+                _check_keys(rec, _REVOCATION_KEYS, f"revocations[{issuer!r}][{serial!r}]", corrupt)
+        try:
+            Settings.from_dict(data["settings"])
+        except (KeyError, TypeError) as exc:
+            raise corrupt(f"missing key {exc} in settings") from None
+
+        integrity = data.pop("integrity")
+        if integrity.get("algorithm") != "sha256" or integrity.get("digest") != canonical_digest(data):
+            raise PKIError(
+                f"the CA database {where} failed its integrity check (SHA-256 mismatch): "
+                "it was edited or damaged outside safeq-lab; restore it from a backup "
+                "or re-create the PKI with `safeq-lab pki init --force`"
+            )
+        return cls(data)
+
+    def to_bytes(self) -> bytes:
+        body = copy.deepcopy(self.data)
+        body["integrity"] = {"algorithm": "sha256", "digest": canonical_digest(self.data)}
+        return (json.dumps(body, sort_keys=True, indent=2) + "\n").encode("ascii")
+
+    # -- accessors ---------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_dict(self.data["settings"])
+
+    @property
+    def cas(self) -> list[dict[str, Any]]:
+        return self.data["cas"]
+
+    @property
+    def entities(self) -> list[dict[str, Any]]:
+        return self.data["entities"]
+
+    def entity(self, name: str) -> dict[str, Any] | None:
+        return next((e for e in self.entities if e["name"] == name), None)
+
+    def require_entity(self, name: str) -> dict[str, Any]:
+        ent = self.entity(name)
+        if ent is None:
+            known = ", ".join(e["name"] for e in self.entities) or "none"
+            raise PKIError(f"no entity named {name!r} in this PKI (known: {known}); check the name with `safeq-lab pki show`")
+        return ent
+
+    def revocation(self, issuer: str, serial: str) -> dict[str, Any] | None:
+        return self.data["revocations"].get(issuer, {}).get(serial)
+
+    def status(self, issuer: str, serial: str | int) -> tuple[str, dict[str, Any] | None]:
+        """OCSP-style status of ``serial`` issued by CA ``issuer``: good, revoked or unknown."""
+        serial = serial_hex(serial) if isinstance(serial, int) else serial.lower()
+        rec = self.revocation(issuer, serial)
+        if rec is not None:
+            return "revoked", rec
+        issued = {c["serial"] for c in self.cas if c["issuer"] == issuer}
+        for ent in self.entities:
+            if ent["issuer"] == issuer:
+                issued.add(ent["serial"])
+                issued.update(h["serial"] for h in ent["history"])
+        return ("good" if serial in issued else "unknown"), None
+
+    # -- mutations -----------------------------------------------------------
+    def add_ca(self, record: dict[str, Any]) -> None:
+        self.cas.append(record)
+
+    def add_entity(self, record: dict[str, Any]) -> None:
+        self.entities.append(record)
+
+    def revoke(self, issuer: str, serial: str, *, time: str, reason: str, subject: str) -> None:
+        self.data["revocations"].setdefault(issuer, {})[serial] = {
+            "time": time, "reason": reason, "subject": subject,
+        }
+
+
+def _check_keys(obj: Any, spec: dict[str, Any], where: str, corrupt) -> None:
+    if not isinstance(obj, dict):
+        raise corrupt(f"{where} is not an object")
+    for key, kind in spec.items():
+        if key not in obj:
+            raise corrupt(f"missing key {key!r} in {where}")
+        if not isinstance(obj[key], kind) or (kind is int and isinstance(obj[key], bool)):
+            raise corrupt(f"{where}.{key} has the wrong type")

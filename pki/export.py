@@ -1,0 +1,164 @@
+"""Writes the exported files: CA certificates, PFX keystores, the Java
+truststore and the per-host directories the containers mount at ``/pki``.
+
+PFX encryption: by default PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) with an
+HMAC-SHA256 MAC, which Java 17+ keytool and OpenSSL 3 both read. With
+``--legacy-pfx``: PBE-SHA1-3DES with an HMAC-SHA1 MAC, for older JREs.
+
+Host directories (files 0644, dirs 0755, copies not links, since they are
+bind-mounted read-only into containers):
+
+* primary: ``<name>.pfx``, ``cacert.crt`` (root, PEM, the page's file for the
+  cacerts import) and one ``<CA>.cer`` (DER) per CA of the chain (the
+  "Trusted CA certificates" uploads);
+* gateway: ``<name>.pfx``, ``acme-ca.pfx`` and ``unattended-install.conf``;
+* client: a stand-in for the Windows certificate store:
+  ``store/My/<name>.crt`` + ``store/My/<name>.key`` (Personal: certificate
+  with its key), ``store/CA/<CA>.crt`` per intermediate, ``store/Root/<root>.crt``.
+  The key copy there is 0644 on purpose: the stand-in container reads the
+  read-only mount as whatever user it runs, like the Windows store hands the
+  key to the client service; the authoritative copy
+  ``entities/<name>/<name>.key.pem`` stays 0600.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from .authority import CertificateAuthority
+from .fsutil import SECRET_DIR_MODE, SECRET_FILE_MODE, make_dir, write_file
+from .keys import PrivateKey, key_to_pem
+
+TRUSTSTORE_NAME = "acme-ca.pfx"
+TRUSTSTORE_ALIAS = "acme-ca"
+CONTAINER_PKI_DIR = "/pki"
+PRIMARY_PORT = 2560
+# Java's default for PBES2 keystores is 10000; more costs little here.
+KDF_ROUNDS = 50_000
+
+
+def pfx_encryption(password: str, legacy: bool) -> serialization.KeySerializationEncryption:
+    builder = serialization.PrivateFormat.PKCS12.encryption_builder()
+    if legacy:
+        builder = builder.kdf_rounds(2048).key_cert_algorithm(
+            pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC
+        ).hmac_hash(hashes.SHA1())
+    else:
+        builder = builder.kdf_rounds(KDF_ROUNDS).key_cert_algorithm(
+            pkcs12.PBES.PBESv2SHA256AndAES256CBC
+        ).hmac_hash(hashes.SHA256())
+    return builder.build(password.encode("ascii"))
+
+
+def pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def der(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def issuing_chain(cas: list[CertificateAuthority]) -> list[CertificateAuthority]:
+    """The CAs above an entity, nearest first: lowest intermediate ... root."""
+    return list(reversed(cas))
+
+
+def entity_pfx(
+    name: str, key: PrivateKey, cert: x509.Certificate, cas: list[CertificateAuthority], password: str, legacy: bool
+) -> bytes:
+    # The whole chain goes in: a Java client only presents its certificate if
+    # it can send a chain up to a CA the server accepts.
+    extra = [pkcs12.PKCS12Certificate(ca.cert, ca.name.encode()) for ca in issuing_chain(cas)]
+    return pkcs12.serialize_key_and_certificates(name.encode(), key, cert, extra, pfx_encryption(password, legacy))
+
+
+def truststore(root: CertificateAuthority, password: str, legacy: bool) -> bytes:
+    # serialize_java_truststore adds Oracle's trusted-key-usage attribute;
+    # without it Java loads the store with zero trusted entries.
+    entry = pkcs12.PKCS12Certificate(root.cert, TRUSTSTORE_ALIAS.encode())
+    return pkcs12.serialize_java_truststore([entry], pfx_encryption(password, legacy))
+
+
+def write_ca_files(cas_dir: Path, cas: list[CertificateAuthority]) -> None:
+    for ca in cas:
+        write_file(cas_dir / f"{ca.name}.cer", der(ca.cert))
+        write_file(cas_dir / f"{ca.name}.der", der(ca.cert))
+        write_file(cas_dir / f"{ca.name}.crt", pem(ca.cert))
+    write_file(cas_dir / "chain.pem", b"".join(pem(ca.cert) for ca in issuing_chain(cas)))
+
+
+def write_ca_keys(ca_dir: Path, cas: list[CertificateAuthority]) -> None:
+    for ca in cas:
+        write_file(ca_dir / f"{ca.name}.key.pem", key_to_pem(ca.key), SECRET_FILE_MODE)
+
+
+def write_entity_dir(
+    edir: Path, name: str, key: PrivateKey, cert: x509.Certificate, cas: list[CertificateAuthority], pfx: bytes
+) -> None:
+    write_file(edir / f"{name}.pfx", pfx)
+    write_file(edir / f"{name}.crt", pem(cert))
+    write_file(edir / f"{name}.chain.pem", pem(cert) + b"".join(pem(ca.cert) for ca in issuing_chain(cas)))
+    write_file(edir / f"{name}.key.pem", key_to_pem(key), SECRET_FILE_MODE)
+
+
+def unattended_install_conf(name: str, pfx_password: str, truststore_password: str, primary_host: str) -> bytes:
+    lines = [
+        "# SAFEQ Cloud gateway unattended installation: trusted-certificate settings",
+        f'HCP_DEFAULT_KEYSTORE="{CONTAINER_PKI_DIR}/{name}.pfx"',
+        f'HCP_DEFAULT_KEYSTORE_PASSWORD="{pfx_password}"',
+        f'HCP_DEFAULT_TRUSTSTORE="{CONTAINER_PKI_DIR}/{TRUSTSTORE_NAME}"',
+        f'HCP_DEFAULT_TRUSTSTORE_PASSWORD="{truststore_password}"',
+        f'HCP_PRIMARY_SERVER_ADDRESS="{primary_host}:{PRIMARY_PORT}"',
+    ]
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def write_host_dir(
+    hdir: Path,
+    *,
+    name: str,
+    role: str,
+    key: PrivateKey,
+    cert: x509.Certificate,
+    cas: list[CertificateAuthority],
+    pfx: bytes,
+    pfx_password: str,
+    truststore_bytes: bytes,
+    truststore_password: str,
+    primary_host: str,
+) -> None:
+    if role == "primary":
+        write_file(hdir / f"{name}.pfx", pfx)
+        write_file(hdir / "cacert.crt", pem(cas[0].cert))
+        for ca in cas:
+            write_file(hdir / f"{ca.name}.cer", der(ca.cert))
+    elif role == "gateway":
+        write_file(hdir / f"{name}.pfx", pfx)
+        write_file(hdir / TRUSTSTORE_NAME, truststore_bytes)
+        write_file(hdir / "unattended-install.conf", unattended_install_conf(name, pfx_password, truststore_password, primary_host))
+    elif role == "client":
+        my = make_dir(hdir / "store" / "My")
+        write_file(my / f"{name}.crt", pem(cert))
+        write_file(my / f"{name}.key", key_to_pem(key))  # 0644: see module docstring
+        inter = make_dir(hdir / "store" / "CA")
+        for ca in cas[1:]:
+            write_file(inter / f"{ca.name}.crt", pem(ca.cert))
+        rootdir = make_dir(hdir / "store" / "Root")
+        write_file(rootdir / f"{cas[0].name}.crt", pem(cas[0].cert))
+    else:  # pragma: no cover - roles are validated before
+        raise ValueError(role)
+
+
+def make_tree_dirs(root: Path) -> dict[str, Path]:
+    """Create the fixed top-level directories of a PKI tree with their modes."""
+    dirs = {
+        "ca": make_dir(root / "ca", SECRET_DIR_MODE),
+        "cas": make_dir(root / "cas"),
+        "entities": make_dir(root / "entities"),
+        "truststores": make_dir(root / "truststores"),
+        "hosts": make_dir(root / "hosts"),
+    }
+    return dirs

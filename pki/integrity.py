@@ -1,0 +1,121 @@
+"""Cryptographic and file consistency checks run every time a PKI is opened.
+
+On top of the database's own SHA-256 (see :mod:`pki.database`):
+
+* the CAs form a chain in settings order: the root is self-signed, each
+  intermediate verifies under the CA before it; each CA key file exists and
+  holds the private key of its certificate;
+* every entity certificate (current and past) verifies under its recorded
+  issuer and carries its recorded serial;
+* the exported certificates ``cas/<CA>.{cer,der,crt}`` and
+  ``entities/<name>/<name>.crt`` are exactly what the database records.
+
+Entity private keys are not opened (that would cost an RSA key check per
+entity on every command); ``reissue`` replaces them anyway.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+
+from .authority import CertificateAuthority
+from .database import REASONS, CADatabase, serial_hex
+from .errors import PKIError
+from .keys import load_key_pem, same_public_key
+
+_FIX = "restore the PKI directory from a backup or re-create it with `safeq-lab pki init --force`"
+
+
+def tampered(why: str) -> PKIError:
+    return PKIError(f"the PKI is inconsistent: {why}; {_FIX}")
+
+
+def parse_cert(pem: str, what: str) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        raise tampered(f"{what} is not a readable PEM certificate") from None
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def check_cas(db: CADatabase, root: Path) -> list[CertificateAuthority]:
+    """Return the CAs, root first, with their keys loaded."""
+    expected = db.settings.ca_names
+    names = [c["name"] for c in db.cas]
+    if names != expected:
+        raise tampered(f"the database lists CAs {names}, its settings say {expected}")
+    out: list[CertificateAuthority] = []
+    for rec in db.cas:
+        cert = parse_cert(rec["cert_pem"], f"the certificate of CA {rec['name']}")
+        parent = out[-1] if out else None
+        if rec["issuer"] != (parent.name if parent else None):
+            raise tampered(f"CA {rec['name']} records the wrong issuer")
+        if not _signed_by(cert, parent.cert if parent else cert):
+            raise tampered(f"the certificate of CA {rec['name']} does not verify under its issuer")
+        if serial_hex(cert.serial_number) != rec["serial"]:
+            raise tampered(f"CA {rec['name']}: recorded serial does not match its certificate")
+        key_path = root / rec["key_file"]
+        try:
+            key_pem = key_path.read_bytes()
+        except OSError as exc:
+            raise tampered(f"cannot read the key of CA {rec['name']} ({exc.strerror}: {key_path})") from None
+        key = load_key_pem(key_pem, str(key_path))
+        if not same_public_key(key.public_key(), cert.public_key()):
+            raise tampered(f"{key_path} is not the key of CA {rec['name']}")
+        der = cert.public_bytes(serialization.Encoding.DER)
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        for suffix, data in ((".cer", der), (".der", der), (".crt", pem)):
+            _same_file(root / "cas" / f"{rec['name']}{suffix}", data)
+        out.append(CertificateAuthority(rec["name"], cert, key))
+    return out
+
+
+def check_entities(db: CADatabase, root: Path, cas: list[CertificateAuthority], skip: str | None = None) -> None:
+    """``skip`` names an entity whose files are about to be rewritten (reissue)."""
+    by_name = {ca.name: ca for ca in cas}
+    for ent in db.entities:
+        issuer = by_name.get(ent["issuer"])
+        if issuer is None:
+            raise tampered(f"entity {ent['name']} names an unknown issuer {ent['issuer']!r}")
+        for what, pem, serial in [
+            ("certificate", ent["cert_pem"], ent["serial"]),
+            *(("previous certificate", h["cert_pem"], h["serial"]) for h in ent["history"]),
+        ]:
+            cert = parse_cert(pem, f"the {what} of entity {ent['name']}")
+            if serial_hex(cert.serial_number) != serial:
+                raise tampered(f"entity {ent['name']}: recorded serial {serial} does not match its {what}")
+            if not _signed_by(cert, issuer.cert):
+                raise tampered(f"the {what} of entity {ent['name']} was not signed by {issuer.name}")
+        if ent["name"] != skip:
+            path = root / "entities" / ent["name"] / f"{ent['name']}.crt"
+            hint = f"run `safeq-lab pki reissue {ent['name']}` to give it fresh files"
+            _same_file(path, ent["cert_pem"].encode("ascii"), hint)
+    for issuer, records in db.data["revocations"].items():
+        if issuer not in by_name:
+            raise tampered(f"revocations are recorded for an unknown CA {issuer!r}")
+        for serial, rec in records.items():
+            if rec["reason"] not in REASONS:
+                raise tampered(f"revocation of {serial} under {issuer} has an unknown reason {rec['reason']!r}")
+
+
+def _same_file(path: Path, expected: bytes, hint: str | None = None) -> None:
+    try:
+        actual = path.read_bytes()
+    except OSError as exc:
+        why = f"cannot read {path} ({exc.strerror})"
+    else:
+        if actual == expected:
+            return
+        why = f"{path} differs from the certificate recorded in the CA database"
+    # An entity's own files can be rewritten; anything else needs the backup.
+    raise PKIError(f"the PKI is inconsistent: {why}; {hint}") if hint else tampered(why)

@@ -1,0 +1,88 @@
+"""The manifest: what ``pki show --json`` prints and ``manifest.json`` holds.
+
+A contract read by other tools; the keys are fixed::
+
+    {"dir", "key_type",
+     "cas": [{"name", "subject", "der_path", "pem_path", "not_after", "serial"}],
+     "entities": [{"name", "role", "subject", "issuer", "serial", "not_before",
+                   "not_after", "status": "good"|"revoked",
+                   "revocation": null | {"time", "reason"},
+                   "pfx_path", "pfx_password", "key_type", "sans"}],
+     "truststores": [{"path", "password", "entries": [alias, ...]}]}
+
+Paths are absolute, dates ISO 8601 UTC (``YYYY-MM-DDTHH:MM:SSZ``), serials
+lowercase hex, subjects/issuers RFC 4514 strings (``CN=...,O=...``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from .database import CADatabase, serial_hex
+from .export import TRUSTSTORE_ALIAS, TRUSTSTORE_NAME
+
+MANIFEST_NAME = "manifest.json"
+
+
+def iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def build(db: CADatabase, root: Path) -> dict[str, Any]:
+    """``root`` is the final absolute PKI directory (not a staging dir)."""
+    settings = db.settings
+    cas = []
+    for rec in db.cas:
+        cert = x509.load_pem_x509_certificate(rec["cert_pem"].encode())
+        cas.append(
+            {
+                "name": rec["name"],
+                "subject": cert.subject.rfc4514_string(),
+                "der_path": str(root / "cas" / f"{rec['name']}.der"),
+                "pem_path": str(root / "cas" / f"{rec['name']}.crt"),
+                "not_after": iso(cert.not_valid_after_utc),
+                "serial": serial_hex(cert.serial_number),
+            }
+        )
+    entities = []
+    for ent in db.entities:
+        cert = x509.load_pem_x509_certificate(ent["cert_pem"].encode())
+        rev = db.revocation(ent["issuer"], ent["serial"])
+        entities.append(
+            {
+                "name": ent["name"],
+                "role": ent["role"],
+                "subject": cert.subject.rfc4514_string(),
+                "issuer": cert.issuer.rfc4514_string(),
+                "serial": ent["serial"],
+                "not_before": iso(cert.not_valid_before_utc),
+                "not_after": iso(cert.not_valid_after_utc),
+                "status": "revoked" if rev else "good",
+                "revocation": {"time": rev["time"], "reason": rev["reason"]} if rev else None,
+                "pfx_path": str(root / "entities" / ent["name"] / f"{ent['name']}.pfx"),
+                "pfx_password": ent["password"],
+                "key_type": ent["key_type"],
+                "sans": list(ent["sans"]),
+            }
+        )
+    return {
+        "dir": str(root),
+        "key_type": settings.key_type,
+        "cas": cas,
+        "entities": entities,
+        "truststores": [
+            {
+                "path": str(root / "truststores" / TRUSTSTORE_NAME),
+                "password": settings.truststore_password,
+                "entries": [TRUSTSTORE_ALIAS],
+            }
+        ],
+    }
+
+
+def to_json(manifest: dict[str, Any]) -> str:
+    return json.dumps(manifest, indent=2) + "\n"

@@ -1,0 +1,68 @@
+"""testinfra against the running lab (docker backend). `safeq-lab up` first.
+
+A missing lab is a failure, not a skip: these checks exist to prove the lab works.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "safeq-lab"
+
+
+def compose(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", "compose", "-f", str(ROOT / "compose.yaml"), "-p", PROJECT, *args],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+def container(service: str) -> str:
+    cid = compose("ps", "-q", service).stdout.strip()
+    if not cid:
+        pytest.fail(f"service {service} is not running: start the lab with `make lab-up`")
+    return cid
+
+
+@pytest.fixture(scope="session")
+def manifest() -> dict:
+    import pki
+    return pki.load_manifest(Path(os.environ.get("SAFEQ_PKI_DIR", ROOT / "build/pki")))
+
+
+@pytest.fixture(scope="session")
+def primary():
+    return testinfra.get_host(f"docker://{container('primary')}")
+
+
+@pytest.fixture(scope="session")
+def gateway():
+    return testinfra.get_host(f"docker://{container('gateway')}")
+
+
+@pytest.fixture(scope="session")
+def client():
+    return testinfra.get_host(f"docker://{container('client')}")
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.5):
+    """Poll until predicate() is truthy; return its last value (falsy on timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def endpoints(primary) -> list[dict]:
+    return json.loads(primary.check_output("safeq-admin endpoints --json"))
+
+
+def ca_name(manifest: dict, index: int) -> str:
+    return manifest["cas"][index]["name"]

@@ -1,0 +1,114 @@
+"""Misconfigurations fail the way the real product would, with the reason it would give."""
+import re
+import shlex
+
+import pytest
+
+from conftest import endpoints, wait_for
+
+PKIX = ("PKIX path building failed: sun.security.provider.certpath.SunCertPathBuilderException: "
+        "unable to find valid certification path to requested target")
+
+
+def test_self_signed_client_is_refused_and_the_primary_logs_why(client, primary):
+    client.check_output("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+                        "-subj /CN=rogue-host -keyout /tmp/rogue.key -out /tmp/rogue.crt 2>/dev/null")
+    out = client.run("(echo '{\"type\":\"hello\",\"role\":\"client\",\"name\":\"rogue-host\"}'; sleep 1) | "
+                     "openssl s_client -connect primary-host:2560 -servername primary-host "
+                     "-cert /tmp/rogue.crt -key /tmp/rogue.key 2>&1")
+    assert re.search(r"alert (unknown ca|bad certificate)", out.stdout), out.stdout
+    expected = f"{PKIX} (openssl: self-signed certificate)"
+    log = wait_for(lambda: (lambda t: t if expected in t else "")(primary.file("/var/log/safeqcloud/server.log").content_string), 10)
+    assert re.search(r"Refused TLS connection from \S+ \(\d+\.\d+\.\d+\.\d+\): " + re.escape(expected), log)
+    refused = [e for e in endpoints(primary) if e["decision"] == "not-trusted" and e["reason"] == expected]
+    assert refused and refused[0]["state"] == "disconnected"
+
+
+def test_garbage_and_half_open_connections_do_not_hurt_the_primary(client, primary):
+    client.check_output("python3 -c \"import socket,time\n"
+                        "s=socket.create_connection(('primary-host',2560)); s.sendall(b'GET / HTTP/1.0\\\\r\\\\n\\\\r\\\\n' + bytes(range(256))*8); s.close()\n"
+                        "h=socket.create_connection(('primary-host',2560)); time.sleep(0.2); h.close()\"")
+    log = wait_for(lambda: (lambda t: t if "Unsupported or unrecognized SSL message" in t else "")(
+        primary.file("/var/log/safeqcloud/server.log").content_string), 10)
+    assert "Unsupported or unrecognized SSL message" in log
+    assert primary.run("safeq-admin health").rc == 0
+    assert primary.run("systemctl is-active safeq-cloud-server").stdout.strip() == "active"
+
+
+# --- gateway: the installer's connection test with a broken unattended file -------------------
+
+def gateway_try(gateway, manifest, **overrides) -> str:
+    gw = next(e for e in manifest["entities"] if e["name"] == "gateway-host")
+    settings = {
+        "HCP_DEFAULT_KEYSTORE": "/pki/gateway-host.pfx",
+        "HCP_DEFAULT_KEYSTORE_PASSWORD": gw["pfx_password"],
+        "HCP_DEFAULT_TRUSTSTORE": "/pki/acme-ca.pfx",
+        "HCP_DEFAULT_TRUSTSTORE_PASSWORD": manifest["truststores"][0]["password"],
+        "HCP_PRIMARY_SERVER_ADDRESS": "primary-host:2560",
+        **overrides,
+    }
+    body = "".join(f'{k}="{v}"\n' for k, v in settings.items())
+    gateway.check_output(f"mkdir -p /tmp/neg && printf %s {shlex.quote(body)} > /tmp/neg/unattended.conf")
+    out = gateway.run("safeq-gateway test-connection --unattended /tmp/neg/unattended.conf")
+    return f"{out.rc}:{out.stdout.strip().splitlines()[-1]}"
+
+
+@pytest.fixture(scope="module")
+def gateway_files(gateway, manifest):
+    gw = next(e for e in manifest["entities"] if e["name"] == "gateway-host")
+    gateway.check_output(
+        "mkdir -p /tmp/neg && cd /tmp/neg && "
+        f"openssl pkcs12 -in /pki/gateway-host.pfx -passin pass:{shlex.quote(gw['pfx_password'])} -nokeys -cacerts -out cas.pem && "
+        # The mistake the doc's keytool command avoids: a PKCS12 without Java's trusted-cert attribute.
+        "openssl pkcs12 -export -nokeys -in cas.pem -out openssl-truststore.pfx -passout pass:changeit && "
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=Other-Root "
+        "-keyout other.key -out other.crt 2>/dev/null && rm -f other-root.pfx && "
+        "keytool -importcert -noprompt -file other.crt -alias other-root -storetype PKCS12 "
+        "-keystore other-root.pfx -storepass changeit >/dev/null 2>&1")
+    return "/tmp/neg"
+
+
+def test_gateway_connection_test_passes_with_the_generated_file(gateway, manifest, gateway_files):
+    result = gateway_try(gateway, manifest)
+    assert result.startswith("0:ok: connected to primary-host:2560; server certificate CN=primary-host"), result
+
+
+def test_gateway_truststore_made_by_openssl_is_empty_to_java(gateway, manifest, gateway_files):
+    result = gateway_try(gateway, manifest, HCP_DEFAULT_TRUSTSTORE=f"{gateway_files}/openssl-truststore.pfx",
+                         HCP_DEFAULT_TRUSTSTORE_PASSWORD="changeit")
+    assert result == ("1:failed: java.security.InvalidAlgorithmParameterException: the trustAnchors parameter must be "
+                      f"non-empty (truststore {gateway_files}/openssl-truststore.pfx has no trustedCertEntry)")
+
+
+def test_gateway_truststore_without_the_lab_root_cannot_build_a_path(gateway, manifest, gateway_files):
+    result = gateway_try(gateway, manifest, HCP_DEFAULT_TRUSTSTORE=f"{gateway_files}/other-root.pfx",
+                         HCP_DEFAULT_TRUSTSTORE_PASSWORD="changeit")
+    # The primary sends its whole chain, root included, so OpenSSL words it this way.
+    assert result == f"1:failed: {PKIX} (openssl: self-signed certificate in certificate chain)"
+
+
+def test_gateway_wrong_keystore_password(gateway, manifest, gateway_files):
+    result = gateway_try(gateway, manifest, HCP_DEFAULT_KEYSTORE_PASSWORD="not-the-password")
+    assert result == "1:failed: keytool error: java.io.IOException: keystore password was incorrect"
+
+
+def test_gateway_primary_address_not_in_the_certificate(gateway, manifest, gateway_files):
+    # "primary" resolves (compose service name) but is not a name in primary-host's certificate.
+    result = gateway_try(gateway, manifest, HCP_PRIMARY_SERVER_ADDRESS="primary:2560")
+    assert result.startswith("1:failed: No subject alternative DNS name matching primary found. (openssl: Hostname mismatch"), result
+
+
+# --- client: "Use pre-configured system certificate" --------------------------------------------
+
+def test_client_subject_substring_may_name_the_issuer(client):
+    out = client.run("safeq-client test-connection --subject Acme-CA-Intermediate")
+    assert out.rc == 0, out.stdout
+    assert "Using system certificate subject=CN=pcclient-host" in out.stdout
+
+
+def test_client_subject_matching_nothing_says_what_the_store_holds(client):
+    out = client.run("safeq-client test-connection --subject no-such-host")
+    assert out.rc == 1
+    assert out.stdout.strip().splitlines()[-1] == (
+        "failed: no certificate with a private key in the Personal store matches subject 'no-such-host' "
+        "(Personal store holds: CN=pcclient-host,O=Acme)")
