@@ -18,6 +18,7 @@ from . import docker, images, project, status, steps
 from .errors import LabError
 
 console = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def reports_errors(func):
@@ -74,11 +75,14 @@ def up(build: bool, timeout: int) -> None:
     say("primary server setup (the doc's steps)")
     apply_primary_steps(manifest)
     say("starting gateway and client; waiting until all are healthy")
+    started = time.monotonic()
     proc = docker.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", str(timeout), check=False)
+    failing = status.wait_converged(max(5.0, timeout - (time.monotonic() - started))) if proc.returncode == 0 else {"compose": "up --wait failed"}
     result = status.collect()
     print_summary(result)
-    if proc.returncode != 0:
-        raise LabError("not every service became healthy: see `safeq-lab status` and `safeq-lab logs SERVICE`")
+    if failing:
+        detail = "; ".join(f"{svc}: {why}" for svc, why in failing.items())
+        raise LabError(f"not every service became healthy ({detail}): see `safeq-lab status` and `safeq-lab logs SERVICE`")
 
 
 def print_summary(result: dict) -> None:
@@ -87,7 +91,7 @@ def print_summary(result: dict) -> None:
         table.add_column(col)
     for row in status.summary_rows(result):
         table.add_row(*row)
-    Console().print(table)
+    out.print(table)
 
 
 @main.command()
@@ -115,11 +119,11 @@ def status_cmd(as_json: bool) -> None:
             table.add_column(col)
         for ep in result["endpoints"]:
             table.add_row(ep["name"], ep["role"], ep["decision"], ep["state"], ep["reason"] or "", ep["last_seen"] or "")
-        Console().print(table)
+        out.print(table)
 
 
-@main.command()
-@click.argument("pytest_args", nargs=-1)
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @reports_errors
 def verify(pytest_args) -> None:
     """Run the testinfra checks against the running lab."""
@@ -150,3 +154,7 @@ def clean(remove_pki: bool) -> None:
         import shutil
         shutil.rmtree(project.pki_dir(), ignore_errors=True)
         say(f"removed {project.pki_dir()}")
+
+
+if __name__ == "__main__":
+    main()

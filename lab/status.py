@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 
 from . import docker
 
@@ -26,10 +28,13 @@ def collect() -> dict:
     for row in docker.ps():
         name = row.get("Service")
         state = row.get("State")
+        health = row.get("Health") or None
         if state == "running":
             running.add(name)
+            ok, _ = healthcheck_now(row.get("Name"))
+            health = "healthy" if ok else "unhealthy"
         services.append({"name": name, "container": row.get("Name"), "host": SERVICES.get(name),
-                         "state": state, "health": row.get("Health") or None})
+                         "state": state, "health": health})
     reports = {s: _json_from(s, cmd) for s, cmd in REPORT.items() if s in running}
     endpoints = _json_from("primary", "safeq-admin endpoints --json") if "primary" in running else []
     return {"services": services, "reports": reports, "endpoints": endpoints or []}
@@ -39,7 +44,8 @@ def summary_rows(status: dict) -> list[tuple[str, str, str, str, str, str]]:
     """service, host, port, certificate subject, issuer, state."""
     by_name = {ep["name"]: ep for ep in status["endpoints"]}
     rows = []
-    for svc in status["services"]:
+    order = list(SERVICES)
+    for svc in sorted(status["services"], key=lambda s: order.index(s["name"]) if s["name"] in order else len(order)):
         name, host = svc["name"], svc["host"] or ""
         report = status["reports"].get(name) or {}
         state = svc["health"] or svc["state"]
@@ -54,3 +60,31 @@ def summary_rows(status: dict) -> list[tuple[str, str, str, str, str, str]]:
             state = f"{state}, {detail}" + (f" ({ep['decision']})" if ep.get("decision") else "")
         rows.append((name, host, port, subject, issuer, state))
     return rows
+
+
+def healthcheck_now(container: str) -> tuple[bool, str]:
+    """Run the container's own healthcheck command (from compose.yaml) right now.
+
+    Docker's recorded health lags by up to interval x retries; right after the primary
+    restarts, a gateway can still read "healthy" while it is reconnecting."""
+    test = json.loads(subprocess.run(["docker", "inspect", "-f", "{{json .Config.Healthcheck.Test}}", container],
+                                     capture_output=True, text=True).stdout or "null")
+    if not test or test[0] not in ("CMD", "CMD-SHELL"):
+        return True, "no healthcheck"
+    argv = test[1:] if test[0] == "CMD" else ["sh", "-c", test[1]]
+    proc = subprocess.run(["docker", "exec", container, *argv], capture_output=True, text=True)
+    return proc.returncode == 0, (proc.stdout or proc.stderr).strip()
+
+
+def wait_converged(timeout: float) -> dict[str, str]:
+    """Until every running service passes its healthcheck at once; returns what still fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        failing = {}
+        for row in docker.ps():
+            ok, why = healthcheck_now(row["Name"])
+            if not ok or row.get("State") != "running":
+                failing[row["Service"]] = why or row.get("State")
+        if not failing or time.monotonic() > deadline:
+            return failing
+        time.sleep(0.5)

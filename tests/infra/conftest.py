@@ -29,6 +29,14 @@ def container(service: str) -> str:
     return cid
 
 
+@pytest.fixture(scope="session", autouse=True)
+def lab_converged():
+    """Every service passes its own healthcheck now (not docker's lagging record)."""
+    from lab.status import wait_converged
+    failing = wait_converged(60)
+    assert not failing, f"the lab is not healthy: {failing}"
+
+
 @pytest.fixture(scope="session")
 def manifest() -> dict:
     import pki

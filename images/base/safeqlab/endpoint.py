@@ -26,6 +26,10 @@ class SetupError(Exception):
     """Local configuration the endpoint cannot start a session with."""
 
 
+class Refused(proto.ProtocolError):
+    """The primary completed TLS but refused the endpoint (its reason is the message)."""
+
+
 class StateFile:
     """connected/disconnected/error plus why, for checks and healthchecks."""
 
@@ -71,6 +75,8 @@ class Session:
                 attempt = 0  # a session that got going resets the backoff
             except SetupError as exc:
                 self.fail("error", str(exc))
+            except Refused as exc:
+                self.fail("refused", str(exc))
             except (OSError, proto.ProtocolError) as exc:
                 self.fail("disconnected", java_reason(exc, hostname=self.host))
             delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
@@ -82,7 +88,17 @@ class Session:
             self.log.warning("Connection to %s:%d failed: %s", self.host, self.port, reason)
         self.state.set(state, reason)
 
-    def connect_once(self) -> None:
+    def probe(self) -> tuple[bool, str]:
+        """One attempt, as an installer's "test the connection": (ok, what happened)."""
+        try:
+            peer = self.connect_once(keep_alive=False)
+            return True, f"connected to {self.host}:{self.port}; server certificate {peer['subject']} issued by {peer['issuer']}, verified"
+        except SetupError as exc:
+            return False, str(exc)
+        except (OSError, proto.ProtocolError) as exc:
+            return False, java_reason(exc, hostname=self.host)
+
+    def connect_once(self, keep_alive: bool = True) -> dict:
         ctx, name = self.make_context()
         with socket.create_connection((self.host, self.port), timeout=5) as raw:
             with ctx.wrap_socket(raw, server_hostname=self.host) as tls:
@@ -94,8 +110,9 @@ class Session:
                 if answer is None:
                     raise proto.ProtocolError("the primary closed the session after the handshake")
                 if answer.get("type") != "welcome":
-                    self.fail("refused", f"refused by the primary: {answer.get('reason')}")
-                    return
+                    raise Refused(f"refused by the primary: {answer.get('reason')}")
+                if not keep_alive:
+                    return peer
                 self.log.info("Connected to %s:%d as %s %s; server certificate %s issued by %s, verified (%s)",
                               self.host, self.port, self.role, name, peer["subject"], peer["issuer"], tls.version())
                 self.state.set("connected", None, peer={"host": self.host, "verified": True, **peer})
@@ -106,3 +123,4 @@ class Session:
                         raise proto.ProtocolError("the primary closed the session")
                     self.state.ack()
                     self.stop.wait(proto.HEARTBEAT_SECONDS)
+                return peer

@@ -14,7 +14,7 @@ from safeqlab.tlsinfo import describe, fingerprint
 
 from . import account, paths
 
-ENDPOINT_FIELDS = ("name", "role", "subject", "issuer", "decision", "reason", "state", "last_seen", "address", "sni", "chain")
+ENDPOINT_FIELDS = ("name", "role", "subject", "issuer", "decision", "reason", "state", "last_seen", "address", "sni", "tls", "chain")
 
 
 def endpoints() -> list[dict]:

@@ -22,7 +22,20 @@ class Registry:
         for ep in self.endpoints.values():
             ep["state"] = "disconnected"  # nobody is connected to a freshly started process
         self._last_write = 0.0
+        self._sessions: dict[str, int] = {}
         self._flush()
+
+    def connected(self, key: str, **fields) -> None:
+        with self.lock:
+            self._sessions[key] = self._sessions.get(key, 0) + 1
+        self.update(key, state="connected", **fields)
+
+    def disconnected(self, key: str) -> None:
+        """An endpoint may hold more than one session (a connection test beside the service)."""
+        with self.lock:
+            self._sessions[key] = max(0, self._sessions.get(key, 0) - 1)
+            left = self._sessions[key]
+        self.update(key, state="connected" if left else "disconnected")
 
     def update(self, key: str, force: bool = True, **fields) -> None:
         with self.lock:

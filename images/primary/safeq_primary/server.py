@@ -121,7 +121,8 @@ class Server:
         try:
             self.session(tls, ip, stop)
         except (OSError, proto.ProtocolError) as exc:
-            log.info("Session from %s ended: %s", ip, java_reason(exc))
+            if not ipaddress.ip_address(ip).is_loopback:  # loopback: the self-check and healthcheck probes
+                log.info("Session from %s ended: %s", ip, java_reason(exc))
         finally:
             tls.close()
 
@@ -131,8 +132,10 @@ class Server:
             return  # the healthcheck's own probe (no client certificate)
         name = peer_name(ip)
         log.warning("Refused TLS connection from %s (%s): %s", name, ip, reason)
-        trust = isinstance(exc, ssl.SSLCertVerificationError) or "certificate" in reason.lower()
-        if trust:
+        # Only our own verdict on the endpoint's certificate makes a "not-trusted" record;
+        # an alert from the peer is its complaint about us, and garbage is not an endpoint.
+        ours = isinstance(exc, ssl.SSLCertVerificationError) or getattr(exc, "reason", None) == "PEER_DID_NOT_RETURN_A_CERTIFICATE"
+        if ours:
             self.registry.update(f"address:{ip}", name=name, role="unknown", address=ip, subject=None, issuer=None,
                                  chain=[], decision="not-trusted", reason=reason, state="disconnected")
 
@@ -162,7 +165,7 @@ class Server:
             return
         policy = account.settings()["certificate_policy"]
         reason = f"{policy} policy: chain verified to trusted CA {chain[-1].subject.rfc4514_string()}"
-        self.registry.update(key, name=name, role=role, decision="accepted", reason=reason, state="connected", **base)
+        self.registry.connected(key, name=name, role=role, decision="accepted", reason=reason, **base)
         log.info("Accepted %s %s (%s, issuer %s, %s)", role, name, base["subject"], base["issuer"], base["tls"])
         proto.send(tls, {"type": "welcome", "decision": "accepted", "endpoint": key})
         try:
@@ -174,7 +177,7 @@ class Server:
                     proto.send(tls, {"type": "ack"})
                     self.registry.update(key, force=False, state="connected")
         finally:
-            self.registry.update(key, state="disconnected")
+            self.registry.disconnected(key)
             log.info("%s %s disconnected", role, name)
 
 

@@ -1,0 +1,58 @@
+"""Times the lab's life cycle: cold and warm `up`, `verify`, `down`. Reports, does not assert.
+
+Cold: role and base images removed first (the Debian OS image is kept). Targets (issue):
+warm up <= 5 s to all healthy, verify <= 10 s, down <= 2 s.
+"""
+from __future__ import annotations
+
+import datetime
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB = [sys.executable, "-m", "lab.cli"]
+TARGETS = {"warm up": 5.0, "verify": 10.0, "down": 2.0}
+
+
+def timed(label: str, argv: list[str]) -> tuple[str, float, int]:
+    start = time.perf_counter()
+    rc = subprocess.run(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    return label, time.perf_counter() - start, rc
+
+
+def main() -> int:
+    rows = [
+        timed("clean (setup for cold)", LAB + ["clean"]),
+        timed("cold up", LAB + ["up"]),
+        timed("verify", LAB + ["verify", "-q"]),
+        timed("down", LAB + ["down"]),
+        timed("warm up", LAB + ["up"]),
+        timed("down", LAB + ["down"]),
+        timed("warm up (no build)", LAB + ["up", "--no-build"]),
+        timed("down", LAB + ["down"]),
+    ]
+    lines = [
+        "# Lab life-cycle timings",
+        "",
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
+        f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores. Reported, not asserted.",
+        "",
+        "| step | seconds | exit | target |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, seconds, rc in rows:
+        target = next((f"<= {t:g} s" for k, t in TARGETS.items() if label.startswith(k)), "")
+        lines.append(f"| {label} | {seconds:.1f} | {rc} | {target} |")
+    text = "\n".join(lines) + "\n"
+    out = ROOT / "bench" / "results" / "lab.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
