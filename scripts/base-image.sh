@@ -18,10 +18,11 @@ mirror() {
 
 from_debootstrap() {
   command -v debootstrap >/dev/null || { log "debootstrap is missing: apt-get install debootstrap (or BASE_SOURCE=pull)"; exit 1; }
-  local dir url
+  local url
   url=${DEBIAN_MIRROR:-$(mirror)}
-  dir=$(mktemp -d /tmp/safeq-rootfs.XXXXXX)
-  trap 'rm -rf "$dir"' EXIT
+  ROOTFS=$(mktemp -d /tmp/safeq-rootfs.XXXXXX)
+  trap 'rm -rf "$ROOTFS"' EXIT
+  local dir=$ROOTFS
   log "debootstrap --variant=minbase trixie from $url (about a minute)"
   debootstrap --variant=minbase trixie "$dir" "$url" >"$dir.log" 2>&1 || { log "debootstrap failed, see $dir.log"; exit 1; }
   rm -f "$dir.log"
