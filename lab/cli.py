@@ -1,11 +1,14 @@
 """The `safeq-lab` command line: PKI -> images -> compose -> checks."""
 from __future__ import annotations
 
+import base64
 import functools
 import json
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -14,7 +17,7 @@ from rich.table import Table
 import pki
 from pki.cli import pki_group
 
-from . import docker, images, project, status, steps
+from . import admin, docker, images, project, status, steps
 from .errors import LabError
 
 console = Console(stderr=True)
@@ -44,9 +47,17 @@ def main() -> None:
 main.add_command(pki_group, name="pki")
 
 
-def apply_primary_steps(manifest: dict) -> None:
-    host_dir = project.pki_dir() / "hosts" / steps.primary_entity(manifest)["name"]
-    for step in steps.primary_steps(manifest, host_dir):
+def wait_for_admin_api(timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while docker.exec_sh("primary", "safeq-admin account >/dev/null", check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise LabError("the primary's admin API did not come up: see `safeq-lab logs primary`")
+        time.sleep(0.3)
+
+
+def apply_primary_steps(todo: list[steps.Step]) -> None:
+    wait_for_admin_api()
+    for step in todo:
         if step.unless and docker.exec_sh("primary", step.unless, check=False).returncode == 0:
             console.print(f"    [dim]{step.title}: already done[/]")
             continue
@@ -54,13 +65,22 @@ def apply_primary_steps(manifest: dict) -> None:
         docker.exec_sh("primary", step.command, input=step.stdin)
 
 
+POLICY_ENV = {  # how each endpoint is told which certificates to use
+    "trusted-ca": {"SAFEQ_GATEWAY_CERTIFICATES": "trusted", "SAFEQ_CLIENT_SYSTEM_CERTIFICATE": "true"},
+    "built-in": {"SAFEQ_GATEWAY_CERTIFICATES": "built-in", "SAFEQ_CLIENT_SYSTEM_CERTIFICATE": "false"},
+}
+
+
 @main.command()
+@click.option("--policy", type=click.Choice(["trusted-ca", "built-in"]), default="trusted-ca", show_default=True,
+              help="Certificate policy for the whole lab: trusted-ca (the doc's end state) or built-in (the product default).")
 @click.option("--build/--no-build", default=True, help="Build images before starting (fast when cached).")
 @click.option("--timeout", default=180, show_default=True, help="Seconds to wait for every service to be healthy.")
 @reports_errors
-def up(build: bool, timeout: int) -> None:
+def up(policy: str, build: bool, timeout: int) -> None:
     """Start the lab: PKI if missing, images, primary setup steps, all services healthy."""
     docker.preflight()
+    os.environ.update(POLICY_ENV[policy])
     pki_dir = project.pki_dir()
     if pki.exists(pki_dir):
         say(f"PKI: using {pki_dir}")
@@ -72,12 +92,31 @@ def up(build: bool, timeout: int) -> None:
         images.build_all(say)
     say("starting primary")
     docker.compose("up", "-d", "--no-build", "primary")
-    say("primary server setup (the doc's steps)")
-    apply_primary_steps(manifest)
+    if policy == "trusted-ca":
+        say("primary server setup (the doc's steps)")
+        host_dir = project.pki_dir() / "hosts" / steps.primary_entity(manifest)["name"]
+        apply_primary_steps(steps.primary_steps(manifest, host_dir))
+    else:
+        say("primary server setup: built-in certificates (no trusted-certificate setup needed)")
+        apply_primary_steps(steps.builtin_steps())
+        say("starting gateway and client with built-in certificates")
+        docker.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", str(timeout), "primary")
+        docker.compose("up", "-d", "--no-build", "gateway", "client")
+        names = {"gateway-host", "pcclient-host"}
+        deadline = time.monotonic() + timeout
+        while not names <= {ep.get("name") for ep in admin.api("GET", "/api/v1/endpoints")}:
+            if time.monotonic() > deadline:
+                raise LabError("gateway and client did not register with the primary: see `safeq-lab logs`")
+            time.sleep(0.5)
+        print_summary(status.collect())
+        console.print("Built-in policy: endpoints that are not trusted are refused. Trust them with "
+                      "`safeq-lab endpoints trust NAME|ID`, or `safeq-lab account auto-trust on` before they register.")
+        return
     say("starting gateway and client; waiting until all are healthy")
-    started = time.monotonic()
-    proc = docker.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", str(timeout), check=False)
-    failing = status.wait_converged(max(5.0, timeout - (time.monotonic() - started))) if proc.returncode == 0 else {"compose": "up --wait failed"}
+    # Not `--wait`: a gateway reconnecting after the primary's restart may read unhealthy for a
+    # moment; the services' own healthchecks, run now, are the verdict.
+    docker.compose("up", "-d", "--no-build")
+    failing = status.wait_converged(timeout)
     result = status.collect()
     print_summary(result)
     if failing:
@@ -92,6 +131,146 @@ def print_summary(result: dict) -> None:
     for row in status.summary_rows(result):
         table.add_row(*row)
     out.print(table)
+
+
+def print_account(acc: dict) -> None:
+    o = acc["ocsp"]
+    out.print(f"Certificate policy for internal communication: [bold]{acc['certificate_policy']}[/]")
+    out.print(f"Automatically trust new clients/servers: {'on' if acc['auto_trust'] else 'off'}")
+    out.print(f"OCSP revocation checks: {'on' if o['enabled'] else 'off'}; custom OCSP URL: {o['url'] or '-'}; "
+              f"on failure: {o['on_failure']}")
+    table = Table(title="Trusted CA certificates")
+    for col in ("sha256", "subject", "not after"):
+        table.add_column(col)
+    for ca in acc["trusted_cas"]:
+        table.add_row(ca["sha256"].replace(":", "")[:16].lower(), ca["subject"], ca["not_after"][:10])
+    out.print(table)
+
+
+def print_endpoints(eps: list[dict]) -> None:
+    table = Table(title="endpoints known to the primary")
+    for col in ("id", "name", "role", "decision", "state", "reason", "last seen"):
+        table.add_column(col)
+    for ep in eps:
+        table.add_row(ep.get("id") or "", ep.get("name") or "", ep.get("role") or "", ep.get("decision") or "",
+                      ep.get("state") or "", ep.get("reason") or "", ep.get("last_seen") or "")
+    out.print(table)
+
+
+def emit(data, as_json: bool, render) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        render(data)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@main.group()
+def account() -> None:
+    """Account settings on the primary: certificate policy, auto-trust, Trusted CA certificates, OCSP."""
+
+
+@account.command("show")
+@json_option
+@reports_errors
+def account_show(as_json: bool) -> None:
+    emit(admin.api("GET", "/api/v1/account"), as_json, print_account)
+
+
+@account.command("set-policy")
+@click.argument("policy", type=click.Choice(["built-in", "trusted-ca"]))
+@json_option
+@reports_errors
+def account_set_policy(policy: str, as_json: bool) -> None:
+    """Certificate policy for internal communication (applies live)."""
+    emit(admin.api("PUT", "/api/v1/account/policy", {"policy": policy}), as_json, print_account)
+
+
+@account.command("auto-trust")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@json_option
+@reports_errors
+def account_auto_trust(state: str, as_json: bool) -> None:
+    """Automatically trust new clients/servers (built-in policy only)."""
+    emit(admin.api("PUT", "/api/v1/account/auto-trust", {"enabled": state == "on"}), as_json, print_account)
+
+
+@account.command("import-ca")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@json_option
+@reports_errors
+def account_import_ca(files, as_json: bool) -> None:
+    """Import root/intermediate CA certificates (PEM or DER; .cer .der .crt .pem). All or nothing."""
+    body = []
+    for f in files:
+        try:
+            body.append({"name": f.name, "data_base64": base64.b64encode(f.read_bytes()).decode()})
+        except OSError as exc:
+            raise LabError(f"{f}: {exc.strerror}") from None
+    added = admin.api("POST", "/api/v1/trusted-cas", {"files": body})
+    emit(added, as_json, lambda cas: [out.print(f"imported trusted CA {c['subject']}") for c in cas])
+
+
+@account.command("remove-ca")
+@click.argument("ident")
+@json_option
+@reports_errors
+def account_remove_ca(ident: str, as_json: bool) -> None:
+    """Remove a Trusted CA certificate by SHA-256 (or a prefix of 8+ hex digits) or CN."""
+    emit(admin.api("DELETE", f"/api/v1/trusted-cas/{ident}"), as_json,
+         lambda c: out.print(f"removed trusted CA {c['subject']}"))
+
+
+@account.command("ocsp")
+@click.argument("state", type=click.Choice(["on", "off"]), required=False)
+@click.option("--url", help="Custom OCSP URL for certificates without one.")
+@click.option("--no-url", is_flag=True, help="Clear the custom OCSP URL.")
+@click.option("--on-failure", type=click.Choice(["fail-closed", "fail-open"]),
+              help="When the responder cannot answer (a lab setting: the product does not document it).")
+@json_option
+@reports_errors
+def account_ocsp(state, url, no_url, on_failure, as_json: bool) -> None:
+    """OCSP revocation checks."""
+    body = {}
+    if state:
+        body["enabled"] = state == "on"
+    if url or no_url:
+        body["url"] = None if no_url else url
+    if on_failure:
+        body["on_failure"] = on_failure
+    emit(admin.api("PUT", "/api/v1/account/ocsp", body), as_json, print_account)
+
+
+@main.group()
+def endpoints() -> None:
+    """Gateways and clients known to the primary; endpoint authorization (built-in policy)."""
+
+
+@endpoints.command("list")
+@json_option
+@reports_errors
+def endpoints_list(as_json: bool) -> None:
+    emit(admin.api("GET", "/api/v1/endpoints"), as_json, print_endpoints)
+
+
+@endpoints.command("trust")
+@click.argument("ident")
+@json_option
+@reports_errors
+def endpoints_trust(ident: str, as_json: bool) -> None:
+    """Trust endpoint ID (or its unique name)."""
+    emit(admin.api("POST", f"/api/v1/endpoints/{ident}/trust"), as_json, lambda ep: print_endpoints([ep]))
+
+
+@endpoints.command("untrust")
+@click.argument("ident")
+@json_option
+@reports_errors
+def endpoints_untrust(ident: str, as_json: bool) -> None:
+    """Untrust endpoint ID (or its unique name); it is disconnected."""
+    emit(admin.api("POST", f"/api/v1/endpoints/{ident}/untrust"), as_json, lambda ep: print_endpoints([ep]))
 
 
 @main.command()
@@ -114,12 +293,7 @@ def status_cmd(as_json: bool) -> None:
         return
     print_summary(result)
     if result["endpoints"]:
-        table = Table(title="endpoints known to the primary")
-        for col in ("name", "role", "decision", "state", "reason", "last seen"):
-            table.add_column(col)
-        for ep in result["endpoints"]:
-            table.add_row(ep["name"], ep["role"], ep["decision"], ep["state"], ep["reason"] or "", ep["last_seen"] or "")
-        out.print(table)
+        print_endpoints(result["endpoints"])
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -146,9 +320,10 @@ def logs(service: str | None, follow: bool) -> None:
 @click.option("--pki", "remove_pki", is_flag=True, help="Also delete the generated PKI (CA keys included).")
 @reports_errors
 def clean(remove_pki: bool) -> None:
-    """Remove containers, network and images; the PKI only with --pki."""
+    """Remove containers, network, images and the lab's volumes (account settings, endpoints);
+    the PKI only with --pki. The Debian OS image (safeq-lab/os) is kept."""
     docker.preflight()
-    docker.compose("down", "--timeout", "2", "--rmi", "all", "--remove-orphans")
+    docker.compose("down", "--timeout", "2", "--rmi", "all", "--volumes", "--remove-orphans")
     subprocess.run(["docker", "image", "rm", images.BASE_IMAGE], capture_output=True)
     if remove_pki:
         import shutil

@@ -42,7 +42,10 @@ def collect() -> dict:
 
 def summary_rows(status: dict) -> list[tuple[str, str, str, str, str, str]]:
     """service, host, port, certificate subject, issuer, state."""
-    by_name = {ep["name"]: ep for ep in status["endpoints"]}
+    # Several records may share a name (a reissued certificate): the connected or latest one counts.
+    by_name = {}
+    for ep in sorted(status["endpoints"], key=lambda e: (e.get("state") == "connected", e.get("last_seen") or "")):
+        by_name[ep.get("name")] = ep
     rows = []
     order = list(SERVICES)
     for svc in sorted(status["services"], key=lambda s: order.index(s["name"]) if s["name"] in order else len(order)):

@@ -49,7 +49,15 @@ def primary_steps(manifest: dict, host_dir: Path) -> list[Step]:
              f"{KEYTOOL} -importcert -file /pki/cacert.crt -keystore {CACERTS}",
              stdin="changeit\nyes\n",
              unless=f"{KEYTOOL} -list -keystore {CACERTS} -storepass changeit | grep -q '{root_sha}'"),
-        Step("Import the CA certificates under Trusted CA certificates (account setting)",
-             f"safeq-admin trusted-ca import {ca_files}"),
+        Step("Account: import the CA certificates under Trusted CA certificates",
+             f"safeq-admin trusted-ca import {ca_files}", unless=f"safeq-admin trusted-ca contains {ca_files}"),
+        Step("Account: certificate policy for internal communication = Use trusted CA certificates",
+             "safeq-admin account set-policy trusted-ca"),
         Step("Restart the primary server", "systemctl restart safeq-cloud-server"),
     ]
+
+
+def builtin_steps() -> list[Step]:
+    """The product default: nothing to prepare but the account setting."""
+    return [Step("Account: certificate policy for internal communication = built-in certificates",
+                 "safeq-admin account set-policy built-in")]

@@ -30,7 +30,7 @@ def test_gateway_connected_to_verified_primary(gateway):
 
 
 def test_gateway_session_uses_sni_and_tls12_or_better(primary):
-    from conftest import endpoints
-    gw = next(e for e in endpoints(primary) if e["name"] == "gateway-host")
+    from conftest import endpoint
+    gw = endpoint(primary, "gateway-host")
     assert gw["sni"] == "primary-host"
     assert gw["tls"] in ("TLSv1.2", "TLSv1.3")

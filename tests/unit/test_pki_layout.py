@@ -31,6 +31,11 @@ def test_tree_is_exactly_the_contract(default_pki):
         "hosts/gateway-host/unattended-install.conf",
         "hosts/pcclient-host/store/My/pcclient-host.crt", "hosts/pcclient-host/store/My/pcclient-host.key",
         "hosts/pcclient-host/store/CA/Acme-CA-Intermediate.crt", "hosts/pcclient-host/store/Root/Acme-CA-Root.crt",
+        *(f"ca/ocsp-signers/{ca}-ocsp.key.pem" for ca in ("Acme-CA-Root", "Acme-CA-Intermediate")),
+        "hosts/ocsp-host/responder.json", "hosts/ocsp-host/status.json",
+        *(f"hosts/ocsp-host/{ca}.crt" for ca in ("Acme-CA-Root", "Acme-CA-Intermediate")),
+        *(f"hosts/ocsp-host/signers/{ca}-ocsp.{ext}" for ca in ("Acme-CA-Root", "Acme-CA-Intermediate")
+          for ext in ("crt", "key")),
     }
     assert _files(root) == expected
     # No staging or backup leftovers next to the tree either.
@@ -42,6 +47,9 @@ def test_modes(default_pki):
     assert _mode(root / "ca") == 0o700
     assert _mode(root / "ca" / "db.json") == 0o600
     for key in (root / "ca").glob("*.key.pem"):
+        assert _mode(key) == 0o600
+    assert _mode(root / "ca" / "ocsp-signers") == 0o700
+    for key in (root / "ca" / "ocsp-signers").iterdir():
         assert _mode(key) == 0o600
     for key in (root / "entities").glob("*/*.key.pem"):
         assert _mode(key) == 0o600
@@ -104,7 +112,7 @@ def test_unattended_install_conf_is_valid_shell(pki_tools, default_pki):
     assert proc.stdout == b"gateway-pfx-password|primary-host:2560"
 
 
-MANIFEST_KEYS = {"dir", "key_type", "cas", "entities", "truststores"}
+MANIFEST_KEYS = {"dir", "key_type", "cas", "entities", "truststores", "ocsp"}
 CA_KEYS = {"name", "subject", "der_path", "pem_path", "not_after", "serial"}
 ENTITY_KEYS = {
     "name", "role", "subject", "issuer", "serial", "not_before", "not_after", "status", "revocation",
@@ -139,6 +147,17 @@ def test_manifest_schema(default_pki):
     (ts,) = m["truststores"]
     assert set(ts) == TRUSTSTORE_KEYS
     assert ts["entries"] == ["acme-ca"] and os.path.isfile(ts["path"])
+    oc = m["ocsp"]
+    assert set(oc) == {"url", "host_dir", "signers"}
+    assert oc["url"] == "http://ocsp-host:8080"
+    assert oc["host_dir"] == str(Path(m["dir"]) / "hosts" / "ocsp-host") and os.path.isdir(oc["host_dir"])
+    assert [(s["issuer"], s["subject"]) for s in oc["signers"]] == [
+        ("CN=Acme-CA-Root,O=Acme", "CN=Acme-CA-Root OCSP Signer,O=Acme"),
+        ("CN=Acme-CA-Intermediate,O=Acme", "CN=Acme-CA-Intermediate OCSP Signer,O=Acme"),
+    ]
+    for s in oc["signers"]:
+        assert set(s) == {"issuer", "subject", "serial", "not_after"}
+        assert s["not_after"].endswith("Z") and s["serial"] == s["serial"].lower()
 
 
 def test_manifest_json_equals_show_json(pki_cli, default_pki):

@@ -13,9 +13,11 @@ from typing import Callable
 from cryptography import x509
 
 from . import proto, util
+from .builtin import UNKNOWN_CERT_ALERTS, BuiltinIdentity, PinMismatch
 from .tlsinfo import describe, java_reason
 
 BACKOFF = (1, 2, 4, 8, 10)
+PENDING_RETRY = 2
 
 
 def now_iso() -> str:
@@ -61,27 +63,50 @@ def healthy(data: dict | None, max_age: float = 3 * proto.HEARTBEAT_SECONDS + 2)
     return True, f"connected to {data['peer']['host']} ({data['peer']['subject']})"
 
 
+class Registered(Exception):
+    """A built-in endpoint just registered its certificate: connect again at once."""
+
+
 class Session:
     def __init__(self, *, host: str, port: int, role: str, make_context: Callable[[], tuple[ssl.SSLContext, str]],
-                 state: StateFile, log: logging.Logger, stop: threading.Event):
+                 state: StateFile | None, log: logging.Logger, stop: threading.Event, builtin: BuiltinIdentity | None = None):
         self.host, self.port, self.role = host, port, role
         self.make_context, self.state, self.log, self.stop = make_context, state, log, stop
+        self.builtin = builtin
 
     def run(self) -> None:
         attempt = 0
         while not self.stop.is_set():
+            delay = None
             try:
                 self.connect_once()
                 attempt = 0  # a session that got going resets the backoff
-            except SetupError as exc:
+            except Registered:
+                continue
+            except (SetupError, PinMismatch) as exc:
                 self.fail("error", str(exc))
             except Refused as exc:
                 self.fail("refused", str(exc))
+                delay = PENDING_RETRY  # waiting for an administrator: ask again soon
             except (OSError, proto.ProtocolError) as exc:
                 self.fail("disconnected", java_reason(exc, hostname=self.host))
-            delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
-            attempt += 1
+            if delay is None:
+                delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                attempt += 1
             self.stop.wait(delay)
+
+    def register(self) -> None:
+        ctx, _ = self.builtin.context(with_certificate=False)
+        with socket.create_connection((self.host, self.port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname=self.host) as tls:
+                self.builtin.check_server(tls.getpeercert(binary_form=True))
+                proto.send(tls, self.builtin.register_message(self.role))
+                tls.settimeout(3 * proto.HEARTBEAT_SECONDS)
+                answer = proto.Reader(tls).read() or {}
+        if answer.get("type") != "registered":
+            raise Refused(f"registration refused by the primary: {answer.get('reason')}")
+        self.log.info("Registered the built-in certificate with the primary as endpoint %s (%s)", answer["endpoint_id"],
+                      "trusted" if answer.get("trusted") else "not trusted yet: an administrator must trust it")
 
     def fail(self, state: str, reason: str) -> None:
         if (self.state.data["state"], self.state.data["reason"]) != (state, reason):
@@ -91,9 +116,12 @@ class Session:
     def probe(self) -> tuple[bool, str]:
         """One attempt, as an installer's "test the connection": (ok, what happened)."""
         try:
-            peer = self.connect_once(keep_alive=False)
+            try:
+                peer = self.connect_once(keep_alive=False)
+            except Registered:
+                peer = self.connect_once(keep_alive=False)
             return True, f"connected to {self.host}:{self.port}; server certificate {peer['subject']} issued by {peer['issuer']}, verified"
-        except SetupError as exc:
+        except (SetupError, PinMismatch, Registered) as exc:
             return False, str(exc)
         except (OSError, proto.ProtocolError) as exc:
             return False, java_reason(exc, hostname=self.host)
@@ -102,11 +130,19 @@ class Session:
         ctx, name = self.make_context()
         with socket.create_connection((self.host, self.port), timeout=5) as raw:
             with ctx.wrap_socket(raw, server_hostname=self.host) as tls:
-                peer = describe(x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)))
+                der = tls.getpeercert(binary_form=True)
+                peer = describe(x509.load_der_x509_certificate(der))
+                peer["verified"] = self.builtin.check_server(der) if self.builtin else True
                 proto.send(tls, {"type": "hello", "role": self.role, "name": name})
                 reader = proto.Reader(tls)
                 tls.settimeout(3 * proto.HEARTBEAT_SECONDS)
-                answer = reader.read()
+                try:
+                    answer = reader.read()
+                except ssl.SSLError as exc:
+                    if self.builtin and exc.reason in UNKNOWN_CERT_ALERTS:
+                        self.register()
+                        raise Registered() from None
+                    raise
                 if answer is None:
                     raise proto.ProtocolError("the primary closed the session after the handshake")
                 if answer.get("type") != "welcome":
@@ -115,7 +151,7 @@ class Session:
                     return peer
                 self.log.info("Connected to %s:%d as %s %s; server certificate %s issued by %s, verified (%s)",
                               self.host, self.port, self.role, name, peer["subject"], peer["issuer"], tls.version())
-                self.state.set("connected", None, peer={"host": self.host, "verified": True, **peer})
+                self.state.set("connected", None, peer={"host": self.host, **peer})
                 self.state.ack()
                 while not self.stop.is_set():
                     proto.send(tls, {"type": "heartbeat"})

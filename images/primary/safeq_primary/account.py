@@ -1,6 +1,11 @@
-"""Account settings (PKI and encryption) and the "Trusted CA certificates" list."""
+"""Account settings ("PKI and encryption") and the "Trusted CA certificates" list.
+
+Persisted under /var/lib/safeqcloud (a volume), so they survive restarts and `down`/`up`.
+"""
 from __future__ import annotations
 
+import datetime
+import threading
 from pathlib import Path
 
 from cryptography import x509
@@ -11,30 +16,64 @@ from safeqlab.tlsinfo import describe, fingerprint
 
 from . import paths
 
-DEFAULTS = {"certificate_policy": "trusted-ca"}
+POLICIES = ("built-in", "trusted-ca")
+ON_FAILURE = ("fail-closed", "fail-open")
+DEFAULTS = {
+    "certificate_policy": "built-in",  # the product's default
+    "auto_trust": False,
+    "ocsp": {"enabled": False, "url": None, "on_failure": "fail-closed"},
+}
 MAX_IMPORT = 1024 * 1024
+_lock = threading.Lock()
 
 
-class ImportError_(ValueError):
-    pass
+class AccountError(ValueError):
+    """A rejected change; the message says what to do. Nothing was changed."""
 
 
 def settings() -> dict:
-    return {**DEFAULTS, **(util.read_json(paths.SETTINGS, {}) or {})}
+    saved = util.read_json(paths.SETTINGS, {}) or {}
+    merged = {**DEFAULTS, **saved}
+    merged["ocsp"] = {**DEFAULTS["ocsp"], **(saved.get("ocsp") or {})}
+    return merged
+
+
+def update(**changes) -> dict:
+    with _lock:
+        current = settings()
+        if "certificate_policy" in changes and changes["certificate_policy"] not in POLICIES:
+            raise AccountError(f"certificate policy must be one of {', '.join(POLICIES)}")
+        if "auto_trust" in changes and not isinstance(changes["auto_trust"], bool):
+            raise AccountError("auto_trust must be true or false")
+        if "ocsp" in changes:
+            ocsp = {**current["ocsp"], **changes["ocsp"]}
+            if not isinstance(ocsp["enabled"], bool):
+                raise AccountError("ocsp.enabled must be true or false")
+            if ocsp["on_failure"] not in ON_FAILURE:
+                raise AccountError(f"ocsp.on_failure must be one of {', '.join(ON_FAILURE)}")
+            if ocsp["url"] is not None and not (isinstance(ocsp["url"], str) and ocsp["url"].startswith(("http://", "https://"))):
+                raise AccountError("the custom OCSP URL must start with http:// or https://")
+            changes["ocsp"] = ocsp
+        current.update(changes)
+        util.write_json(paths.SETTINGS, current)
+        return current
 
 
 def load_certs(data: bytes, origin: str) -> list[x509.Certificate]:
     """PEM (one or several) or DER, as the portal accepts."""
     if len(data) > MAX_IMPORT:
-        raise ImportError_(f"{origin}: file is larger than {MAX_IMPORT // 1024} KiB; export the CA certificate alone")
+        raise AccountError(f"{origin}: {len(data)} bytes is more than {MAX_IMPORT // 1024} KiB: "
+                           "export the CA certificate alone (.cer/.der/.crt/.pem)")
     if not data.strip():
-        raise ImportError_(f"{origin}: file is empty")
+        raise AccountError(f"{origin}: the file is empty")
     try:
         if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificates(data)
-        return [x509.load_der_x509_certificate(data)]
+            certs = x509.load_pem_x509_certificates(data)
+        else:
+            certs = [x509.load_der_x509_certificate(data)]
     except ValueError:
-        raise ImportError_(f"{origin}: not an X.509 certificate in PEM or DER form") from None
+        raise AccountError(f"{origin}: not an X.509 certificate in PEM or DER form") from None
+    return certs
 
 
 def is_ca(cert: x509.Certificate) -> bool:
@@ -44,19 +83,55 @@ def is_ca(cert: x509.Certificate) -> bool:
         return False
 
 
-def import_ca(path: str) -> list[dict]:
-    certs = load_certs(Path(path).read_bytes(), path)
+def _file_for(cert: x509.Certificate) -> Path:
+    return paths.TRUSTED_CA_DIR / (fingerprint(cert).replace(":", "").lower() + ".pem")
+
+
+def validate_import(data: bytes, origin: str) -> list[x509.Certificate]:
+    certs = load_certs(data, origin)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    seen = set()
     for cert in certs:
+        subject = cert.subject.rfc4514_string()
         if not is_ca(cert):
-            raise ImportError_(f"{path}: {cert.subject.rfc4514_string()} is not a CA certificate "
-                               "(BasicConstraints CA=true missing); import the root and intermediate CA files, not an entity certificate")
-    paths.TRUSTED_CA_DIR.mkdir(parents=True, exist_ok=True)
-    added = []
-    for cert in certs:
-        target = paths.TRUSTED_CA_DIR / (fingerprint(cert).replace(":", "").lower() + ".pem")
-        target.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        added.append(describe(cert))
-    return added
+            raise AccountError(f"{origin}: {subject} is not a CA certificate (BasicConstraints CA=true missing): "
+                               "import the root and intermediate CA certificates, not an entity certificate")
+        if cert.not_valid_after_utc < now:
+            raise AccountError(f"{origin}: {subject} expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+        if _file_for(cert).exists() or fingerprint(cert) in seen:
+            raise AccountError(f"{origin}: {subject} is already in the Trusted CA certificates list")
+        seen.add(fingerprint(cert))
+    return certs
+
+
+def import_cas(files: list[tuple[str, bytes]]) -> list[dict]:
+    """All files or none: every certificate is checked before any is written."""
+    with _lock:
+        certs = []
+        for origin, data in files:
+            certs.extend(validate_import(data, origin))
+        fps = [fingerprint(c) for c in certs]
+        if len(set(fps)) != len(fps):
+            raise AccountError("the same CA certificate is given twice")
+        paths.TRUSTED_CA_DIR.mkdir(parents=True, exist_ok=True)
+        for cert in certs:
+            _file_for(cert).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return [describe(c) for c in certs]
+
+
+def remove_ca(ident: str) -> dict:
+    """By SHA-256 fingerprint (or a unique prefix of at least 8 hex digits) or exact subject CN."""
+    with _lock:
+        key = ident.replace(":", "").lower()
+        matches = [c for c in trusted_cas()
+                   if (len(key) >= 8 and fingerprint(c).replace(":", "").lower().startswith(key))
+                   or any(a.value == ident for a in c.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME))]
+        if not matches:
+            raise AccountError(f"no Trusted CA certificate matches '{ident}': see `account show` for fingerprints")
+        if len(matches) > 1:
+            raise AccountError(f"'{ident}' matches {len(matches)} Trusted CA certificates: give the fingerprint")
+        _file_for(matches[0]).unlink()
+        return describe(matches[0])
 
 
 def trusted_cas() -> list[x509.Certificate]:
@@ -66,3 +141,11 @@ def trusted_cas() -> list[x509.Certificate]:
     for f in sorted(paths.TRUSTED_CA_DIR.glob("*.pem")):
         out.extend(x509.load_pem_x509_certificates(f.read_bytes()))
     return out
+
+
+def system_cas() -> list[x509.Certificate]:
+    """The public CA bundle: "global" CAs need no import."""
+    try:
+        return x509.load_pem_x509_certificates(paths.SYSTEM_BUNDLE.read_bytes())
+    except (OSError, ValueError):
+        return []

@@ -16,3 +16,5 @@ STATUS = RUN / "status.json"
 LOG = Path("/var/log/safeqcloud/server.log")
 SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PORT = 2560
+BUILTIN = STATE / "builtin"  # the primary's own built-in certificate (the "localhost" one)
+ADMIN_PORT = 9780  # admin API, bound to the container's loopback only

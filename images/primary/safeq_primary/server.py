@@ -1,4 +1,12 @@
-"""safeq-cloud-server: mutual TLS on 2560, decided by the account's certificate policy."""
+"""safeq-cloud-server: mutual TLS on 2560, decided by the account's certificate policy.
+
+trusted-ca: the TLS handshake verifies the endpoint's chain against the Trusted CA
+  certificates plus the public CA bundle; endpoint authorization is not used.
+built-in:   endpoints present their own self-generated certificates. A new one registers
+  (its certificate, over TLS without a client certificate) and is "not trusted" until an
+  admin trusts it (or at once with auto-trust); then its certificate is accepted in the
+  handshake and the endpoint is served.
+"""
 from __future__ import annotations
 
 import ipaddress
@@ -7,38 +15,18 @@ import socket
 import ssl
 import threading
 
-from safeqlab import javastore, proto, util
-from safeqlab.tlsinfo import (common_name, describe, java_reason, load_identity, pem, peer_chain,
-                              self_signed_localhost)
+from cryptography import x509
 
-from . import account, hocon, paths
-from .registry import Registry
+from safeqlab import javastore, proto, util
+from safeqlab.tlsinfo import common_name, describe, fingerprint, java_reason, load_identity, pem, peer_chain
+
+from . import account, identity, paths
+from .registry import Registry, now_iso
 
 log = logging.getLogger("safeq-cloud-server")
+PKIX_SHORT = "PKIX path building failed"
 HANDSHAKE_TIMEOUT = 5.0
 SESSION_TIMEOUT = 3 * proto.HEARTBEAT_SECONDS + 1
-
-
-def load_keystore_from_conf():
-    """(key, chain, keystore status). Any failure gives the built-in localhost identity,
-    the symptom the doc tells admins to look for."""
-    ks = {"file": None, "loaded": False, "reason": None}
-    try:
-        conf = hocon.parse(paths.CONF.read_text())
-        ks["file"] = hocon.setting(conf, "default-keystore-file")
-        password = hocon.setting(conf, "default-keystore-password") or ""
-        if not ks["file"]:
-            raise javastore.StoreError(f"default-keystore-file is not set in {paths.CONF}")
-        store = javastore.load_keystore(ks["file"], password, keytool=paths.KEYTOOL)
-        ks.update(loaded=True, alias=store.alias)
-        log.info("Loaded keystore %s (alias %s): %s", ks["file"], store.alias, describe(store.chain[0])["subject"])
-        return store.key, store.chain, ks
-    except (OSError, hocon.HoconError, javastore.StoreError) as exc:
-        ks["reason"] = str(exc)
-        log.warning("Could not load keystore %s: %s. Falling back to the built-in self-signed certificate (CN=localhost).",
-                    ks["file"], exc)
-        key, chain = self_signed_localhost()
-        return key, chain, ks
 
 
 def java_cacerts_context(key, chain) -> ssl.SSLContext:
@@ -62,42 +50,114 @@ def self_check(key, chain, host: str) -> dict:
         return {"ok": False, "reason": java_reason(exc, hostname=host)}
 
 
-class Server:
-    def __init__(self, key, chain, registry: Registry):
-        self.key, self.chain, self.registry = key, chain, registry
-        self._ctx, self._ctx_stamp = None, None
+def cert_names(cert: x509.Certificate) -> set[str]:
+    names = {common_name(cert)}
+    try:
+        names.update(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        pass
+    return names
 
-    def _trust_stamp(self):
+
+def peer_name(ip: str) -> str:
+    try:
+        return socket.gethostbyaddr(ip)[0].split(".")[0]
+    except OSError:
+        return "unknown"
+
+
+class Session:
+    """A live, accepted session: what re-evaluation needs to decide whether it may stay."""
+
+    def __init__(self, tls: ssl.SSLSocket, endpoint_id: str, policy: str, chain_fps: set[str]):
+        self.tls, self.endpoint_id, self.policy, self.chain_fps = tls, endpoint_id, policy, chain_fps
+        self.closed_reason: str | None = None
+
+    def close(self, reason: str) -> None:
+        self.closed_reason = reason
+        try:
+            self.tls.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class Server:
+    def __init__(self, keystore: tuple, builtin: tuple, registry: Registry):
+        self.keystore_key, self.keystore_chain, self.keystore = keystore
+        self.builtin_key, self.builtin_chain = builtin
+        self.registry = registry
+        self.status = {"keystore": self.keystore, "self_check": None}
+        self._ctx, self._ctx_stamp = None, None
+        self._ctx_lock = threading.Lock()
+        self.sessions: set[Session] = set()
+        self.sessions_lock = threading.Lock()
+
+    # --- TLS context, rebuilt when what it trusts changes ---------------------------------------
+    def _stamp(self, policy: str):
+        if policy == "built-in":
+            return (policy, tuple(sorted(self.registry.builtin_certificates())))
         files = sorted(paths.TRUSTED_CA_DIR.glob("*.pem")) if paths.TRUSTED_CA_DIR.is_dir() else []
-        return tuple((f.name, f.stat().st_mtime_ns) for f in files)
+        return (policy, tuple(f.name for f in files))
 
     def context(self) -> ssl.SSLContext:
-        """Rebuilt when the Trusted CA list changes, so imports apply without a restart."""
-        stamp = self._trust_stamp()
-        if self._ctx is None or stamp != self._ctx_stamp:
+        policy = account.settings()["certificate_policy"]
+        stamp = self._stamp(policy)
+        with self._ctx_lock:
+            if self._ctx is not None and stamp == self._ctx_stamp:
+                return self._ctx
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            # Java treats any trusted CA (an intermediate too) as a trust anchor.
-            ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-            trusted = account.trusted_cas()
-            if trusted:
-                ctx.load_verify_locations(cadata=pem(trusted))
-            if paths.SYSTEM_BUNDLE.exists():
-                ctx.load_verify_locations(cafile=str(paths.SYSTEM_BUNDLE))
-            load_identity(ctx, self.key, self.chain, str(paths.RUN))
+            if policy == "trusted-ca":
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                # Java treats any trusted CA (an intermediate too) as a trust anchor.
+                ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+                trusted = account.trusted_cas()
+                if trusted:
+                    ctx.load_verify_locations(cadata=pem(trusted))
+                if paths.SYSTEM_BUNDLE.exists():
+                    ctx.load_verify_locations(cafile=str(paths.SYSTEM_BUNDLE))
+                log.info("Certificate policy trusted-ca: %d Trusted CA certificate(s) + the public CA bundle", len(trusted))
+            else:
+                # Registration comes without a client certificate; known built-in certificates are anchors.
+                ctx.verify_mode = ssl.CERT_OPTIONAL
+                known = self.registry.builtin_certificates()
+                if known:
+                    ctx.load_verify_locations(cadata="".join(known))
+                log.info("Certificate policy built-in: %d registered endpoint certificate(s)", len(known))
+            key, chain, state = self.identity(policy)
+            load_identity(ctx, key, chain, str(paths.RUN))
             ctx.sni_callback = self._remember_sni
             self._ctx, self._ctx_stamp = ctx, stamp
-            log.info("Certificate policy %s: %d trusted CA certificate(s) + system bundle",
-                     account.settings()["certificate_policy"], len(trusted))
-        return self._ctx
+            self.status.update(state=state, policy=policy, serving=describe(chain[0]))
+            util.write_json(paths.STATUS, self.status)
+            return ctx
+
+    def identity(self, policy: str):
+        """(key, chain, state): the PFX under the trusted-CA policy, the built-in certificate otherwise."""
+        if policy != "trusted-ca":
+            return self.builtin_key, self.builtin_chain, "built-in"
+        if self.keystore_key is None:
+            return self.builtin_key, self.builtin_chain, "fallback"
+        check = self.status.get("self_check")
+        return self.keystore_key, self.keystore_chain, "degraded" if check and not check["ok"] else "serving"
+
+    def run_self_check(self) -> None:
+        if account.settings()["certificate_policy"] != "trusted-ca" or self.keystore_key is None:
+            return
+        check = self_check(self.keystore_key, self.keystore_chain, common_name(self.keystore_chain[0]))
+        self.status["self_check"] = check
+        if not check["ok"]:
+            self.status["state"] = "degraded"
+            log.warning("Self-check of the listener against the JRE cacerts failed: %s", check["reason"])
+        util.write_json(paths.STATUS, self.status)
 
     @staticmethod
     def _remember_sni(sslsock, name, ctx):
         sslsock.sni_name = name
 
+    # --- listener ------------------------------------------------------------------------------
     def serve(self, stop: threading.Event, ready: threading.Event) -> None:
-        lsock = socket.create_server(("0.0.0.0", paths.PORT), reuse_port=False, backlog=64)
+        lsock = socket.create_server(("0.0.0.0", paths.PORT), backlog=64)
         lsock.settimeout(0.2)
         ready.set()
         log.info("Listening on port %d (mutual TLS)", paths.PORT)
@@ -132,42 +192,66 @@ class Server:
             return  # the healthcheck's own probe (no client certificate)
         name = peer_name(ip)
         log.warning("Refused TLS connection from %s (%s): %s", name, ip, reason)
-        # Only our own verdict on the endpoint's certificate makes a "not-trusted" record;
+        # Only our own verdict on the endpoint's certificate is a "not-trusted" decision;
         # an alert from the peer is its complaint about us, and garbage is not an endpoint.
         ours = isinstance(exc, ssl.SSLCertVerificationError) or getattr(exc, "reason", None) == "PEER_DID_NOT_RETURN_A_CERTIFICATE"
-        if ours:
-            self.registry.update(f"address:{ip}", name=name, role="unknown", address=ip, subject=None, issuer=None,
-                                 chain=[], decision="not-trusted", reason=reason, state="disconnected")
+        if not ours:
+            return
+        self.registry.record(None, ip, name=name, role="unknown", subject=None, issuer=None, chain=[],
+                             decision="not-trusted", reason=reason, state="disconnected")
 
+    # --- application protocol ------------------------------------------------------------------
     def session(self, tls: ssl.SSLSocket, ip: str, stop: threading.Event) -> None:
-        chain = peer_chain(tls)
-        leaf = chain[0]
         reader = proto.Reader(tls)
         tls.settimeout(SESSION_TIMEOUT)
-        hello = reader.read()
-        if hello is None:
+        msg = reader.read()
+        if msg is None:
             return
-        role, name = hello.get("role"), hello.get("name")
-        base = dict(address=ip, sni=getattr(tls, "sni_name", None), subject=describe(leaf)["subject"],
-                    issuer=describe(leaf)["issuer"], sha256=describe(leaf)["sha256"],
-                    chain=[describe(c)["subject"] for c in chain], tls=tls.version())
-        key = f"{role}:{name}"
-        if hello.get("type") != "hello" or role not in ("gateway", "client") or not isinstance(name, str):
-            reason = "first message must be a hello with role gateway|client and a name"
-            log.warning("Refused %s: %s", ip, reason)
+        policy = account.settings()["certificate_policy"]
+        chain = peer_chain(tls)
+        if msg["type"] == "register":
+            return self.register(tls, ip, msg, policy, bool(chain))
+        role, name = msg.get("role"), msg.get("name")
+        if msg["type"] != "hello" or role not in ("gateway", "client") or not isinstance(name, str):
+            proto.send(tls, {"type": "refused", "reason": "first message must be a hello with role gateway|client and a name"})
+            return
+        if not chain:
+            reason = "Empty client certificate chain"
+            log.warning("Refused %s %s from %s: %s", role, name, ip, reason)
             proto.send(tls, {"type": "refused", "reason": reason})
             return
+        leaf = chain[0]
+        info = describe(leaf)
+        unverified = getattr(tls, "get_unverified_chain", lambda: [])() or []
+        chain_fps = {fingerprint(c) for c in chain} | {fingerprint(x509.load_der_x509_certificate(bytes(d) if not isinstance(d, bytes) else d)) for d in unverified}
+        base = dict(name=name, role=role, sni=getattr(tls, "sni_name", None), subject=info["subject"], issuer=info["issuer"],
+                    chain=[describe(c)["subject"] for c in chain], tls=tls.version(), policy=policy,
+                    kind="built-in" if policy == "built-in" else "corporate")
         if name not in cert_names(leaf):
-            reason = f"announced name {name} does not match the certificate ({base['subject']})"
-            self.registry.update(key, name=name, role=role, decision="refused", reason=reason, state="disconnected", **base)
+            reason = f"announced name {name} does not match the certificate ({info['subject']})"
+            self.registry.record(info["sha256"], ip, decision="refused", reason=reason, state="disconnected", **base)
             log.warning("Refused %s %s: %s", role, name, reason)
             proto.send(tls, {"type": "refused", "reason": reason})
             return
-        policy = account.settings()["certificate_policy"]
-        reason = f"{policy} policy: chain verified to trusted CA {chain[-1].subject.rfc4514_string()}"
-        self.registry.connected(key, name=name, role=role, decision="accepted", reason=reason, **base)
-        log.info("Accepted %s %s (%s, issuer %s, %s)", role, name, base["subject"], base["issuer"], base["tls"])
-        proto.send(tls, {"type": "welcome", "decision": "accepted", "endpoint": key})
+        if policy == "built-in":
+            known = self.registry.by_fingerprint(info["sha256"])
+            if not known or not known.get("trusted"):
+                ident = known["id"] if known else "?"
+                reason = f"endpoint not trusted: an administrator must trust endpoint {ident} in the endpoints list"
+                self.registry.record(info["sha256"], ip, decision="not-trusted", reason=reason, state="disconnected", **base)
+                log.warning("Refused %s %s (%s): %s", role, name, info["sha256"], reason)
+                proto.send(tls, {"type": "refused", "reason": reason, "endpoint_id": ident})
+                return
+            reason = "built-in policy: endpoint trusted by an administrator" + (" (auto-trust)" if known.get("auto_trusted") else "")
+        else:
+            reason = f"trusted-ca policy: chain verified to trusted CA {chain[-1].subject.rfc4514_string()}"
+        ep = self.registry.record(info["sha256"], ip, decision="accepted", reason=reason, **base)
+        self.registry.connected(ep["id"])
+        sess = Session(tls, ep["id"], policy, chain_fps)
+        with self.sessions_lock:
+            self.sessions.add(sess)
+        log.info("Accepted %s %s (%s, issuer %s, %s)", role, name, info["subject"], info["issuer"], base["tls"])
+        proto.send(tls, {"type": "welcome", "decision": "accepted", "endpoint_id": ep["id"]})
         try:
             while not stop.is_set():
                 msg = reader.read()
@@ -175,50 +259,85 @@ class Server:
                     break
                 if msg["type"] == "heartbeat":
                     proto.send(tls, {"type": "ack"})
-                    self.registry.update(key, force=False, state="connected")
+                    self.registry.record(info["sha256"], ip, force=False)
+        except (OSError, proto.ProtocolError):
+            if not sess.closed_reason:
+                raise
         finally:
-            self.registry.disconnected(key)
-            log.info("%s %s disconnected", role, name)
+            with self.sessions_lock:
+                self.sessions.discard(sess)
+            self.registry.disconnected(ep["id"])
+            if sess.closed_reason:
+                self.registry.update(ep["id"], decision="not-trusted", reason=sess.closed_reason)
+                log.warning("Disconnected %s %s: %s", role, name, sess.closed_reason)
+            else:
+                log.info("%s %s disconnected", role, name)
 
+    def register(self, tls: ssl.SSLSocket, ip: str, msg: dict, policy: str, has_cert: bool) -> None:
+        """A built-in endpoint introduces its self-generated certificate."""
+        if policy != "built-in":
+            proto.send(tls, {"type": "refused", "reason": "registration is only used with the built-in certificate policy"})
+            return
+        try:
+            cert = x509.load_pem_x509_certificate(str(msg.get("certificate", "")).encode())
+        except ValueError:
+            proto.send(tls, {"type": "refused", "reason": "registration without a PEM certificate"})
+            return
+        role, name = msg.get("role"), msg.get("name")
+        if role not in ("gateway", "client") or not isinstance(name, str) or name not in cert_names(cert):
+            proto.send(tls, {"type": "refused", "reason": "registration needs role gateway|client and the certificate's name"})
+            return
+        info = describe(cert)
+        settings = account.settings()
+        existing = self.registry.by_fingerprint(info["sha256"])
+        auto = settings["auto_trust"] and not (existing and existing.get("trusted"))
+        fields = dict(name=name, role=role, subject=info["subject"], issuer=info["issuer"], chain=[info["subject"]],
+                      kind="built-in", certificate=pem([cert]), policy=policy, state="disconnected")
+        if auto:
+            fields.update(trusted=True, auto_trusted=True, decision="accepted", reason="built-in policy: auto-trust")
+        elif not (existing and existing.get("trusted")):
+            fields.update(decision="not-trusted", reason="new endpoint: not trusted until an administrator trusts it")
+        ep = self.registry.record(info["sha256"], ip, **fields)
+        log.info("Registered %s %s as endpoint %s (%s)%s", role, name, ep["id"], info["sha256"],
+                 ", trusted automatically" if auto else ("" if ep.get("trusted") else ", not trusted"))
+        proto.send(tls, {"type": "registered", "endpoint_id": ep["id"], "trusted": bool(ep.get("trusted"))})
 
-def cert_names(cert) -> set[str]:
-    from cryptography import x509
-    names = {common_name(cert)}
-    try:
-        names.update(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
-    except x509.ExtensionNotFound:
-        pass
-    return names
-
-
-def peer_name(ip: str) -> str:
-    try:
-        return socket.gethostbyaddr(ip)[0].split(".")[0]
-    except OSError:
-        return "unknown"
+    # --- live changes --------------------------------------------------------------------------
+    def reevaluate(self, *, removed_ca: str | None = None, untrusted_id: str | None = None) -> int:
+        """Disconnect sessions that no longer pass the policy; they reconnect and are judged anew."""
+        policy = account.settings()["certificate_policy"]
+        anchors = None
+        if removed_ca:
+            anchors = {fingerprint(c) for c in account.trusted_cas() + account.system_cas()}
+        closed = 0
+        with self.sessions_lock:
+            sessions = list(self.sessions)
+        for sess in sessions:
+            reason = None
+            if sess.policy != policy:
+                reason = f"certificate policy changed to {policy}"
+            elif untrusted_id and sess.endpoint_id == untrusted_id:
+                reason = "endpoint no longer trusted by an administrator"
+            elif anchors is not None and sess.policy == "trusted-ca" and not sess.chain_fps & anchors:
+                reason = f"{PKIX_SHORT}: its chain no longer leads to a trusted CA ({removed_ca} was removed from the Trusted CA certificates list)"
+            if reason:
+                sess.close(reason)
+                closed += 1
+        return closed
 
 
 def main() -> int:
     util.setup_logging("safeq-cloud-server", str(paths.LOG))
     stop = util.stop_event_on_signals()
     paths.RUN.mkdir(parents=True, exist_ok=True)
-    key, chain, keystore = load_keystore_from_conf()
-    serving = describe(chain[0])
-    status = {"keystore": keystore, "serving": serving, "self_check": None,
-              "state": "serving" if keystore["loaded"] else "fallback",
-              "policy": account.settings()["certificate_policy"]}
-    util.write_json(paths.STATUS, status)
-    server = Server(key, chain, Registry())
+    server = Server(identity.load_keystore(), identity.builtin_identity(), Registry())
+    server.context()  # writes the status file before the listener opens
     ready = threading.Event()
     threading.Thread(target=server.serve, args=(stop, ready), daemon=True).start()
+    from .api import start_api
+    start_api(server, stop)
     ready.wait(5)
-    if keystore["loaded"]:
-        check = self_check(key, chain, common_name(chain[0]))
-        status["self_check"] = check
-        if not check["ok"]:
-            status["state"] = "degraded"
-            log.warning("Self-check of the listener against the JRE cacerts failed: %s", check["reason"])
-        util.write_json(paths.STATUS, status)
+    server.run_self_check()
     stop.wait()
     log.info("Stopping")
     return 0

@@ -1,0 +1,237 @@
+"""The primary's admin API: account settings, Trusted CA certificates, endpoints.
+
+HTTP+JSON on the container's loopback only (reach it with `docker exec`, as
+`safeq-lab account|endpoints` do). Changes apply live and are logged; sessions that
+no longer pass the policy are disconnected. Schema: GET /openapi.json.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from safeqlab.tlsinfo import describe
+
+from . import account, paths
+
+log = logging.getLogger("safeq-cloud-server")
+MAX_BODY = 16 * 1024 * 1024
+
+_ERR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+_CA = {"type": "object", "properties": {k: {"type": "string"} for k in ("subject", "issuer", "serial", "not_after", "sha256")}}
+_SETTINGS = {"type": "object", "properties": {
+    "certificate_policy": {"type": "string", "enum": list(account.POLICIES)},
+    "auto_trust": {"type": "boolean"},
+    "ocsp": {"type": "object", "properties": {"enabled": {"type": "boolean"}, "url": {"type": ["string", "null"]},
+                                              "on_failure": {"type": "string", "enum": list(account.ON_FAILURE)}}},
+    "trusted_cas": {"type": "array", "items": _CA}}}
+_EP = {"type": "object", "properties": {k: {"type": ["string", "null"]} for k in (
+    "id", "name", "role", "subject", "issuer", "decision", "reason", "state", "last_seen", "sha256", "kind")}}
+
+
+def _op(summary, body=None, ok=None, codes=(400,)):
+    op = {"summary": summary, "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": ok or {"type": "object"}}}}}}
+    for code in codes:
+        op["responses"][str(code)] = {"description": "error", "content": {"application/json": {"schema": _ERR}}}
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+OPENAPI = {
+    "openapi": "3.0.3",
+    "info": {"title": "safeq-pki-lab primary admin API (lab stand-in)", "version": "1"},
+    "paths": {
+        "/api/v1/account": {"get": _op("Account PKI and encryption settings", ok=_SETTINGS, codes=())},
+        "/api/v1/account/policy": {"put": _op("Set the certificate policy for internal communication",
+                                               {"type": "object", "required": ["policy"], "properties": {"policy": {"type": "string", "enum": list(account.POLICIES)}}}, _SETTINGS)},
+        "/api/v1/account/auto-trust": {"put": _op("Automatically trust new clients/servers (built-in policy)",
+                                                   {"type": "object", "required": ["enabled"], "properties": {"enabled": {"type": "boolean"}}}, _SETTINGS)},
+        "/api/v1/account/ocsp": {"put": _op("OCSP revocation checks and the custom OCSP URL", _SETTINGS["properties"]["ocsp"], _SETTINGS)},
+        "/api/v1/trusted-cas": {
+            "get": _op("Trusted CA certificates", ok={"type": "array", "items": _CA}, codes=()),
+            "post": _op("Import CA certificates (PEM or DER, one or several per file); all or nothing",
+                        {"type": "object", "required": ["files"], "properties": {"files": {"type": "array", "items": {
+                            "type": "object", "required": ["name", "data_base64"],
+                            "properties": {"name": {"type": "string"}, "data_base64": {"type": "string"}}}}}},
+                        {"type": "array", "items": _CA}, codes=(400, 413))},
+        "/api/v1/trusted-cas/{id}": {"delete": {**_op("Remove a Trusted CA certificate (SHA-256 or its prefix, or CN)", ok=_CA, codes=(404,)), "parameters": _ID}},
+        "/api/v1/endpoints": {"get": _op("Endpoints (gateways and clients)", ok={"type": "array", "items": _EP}, codes=())},
+        "/api/v1/endpoints/{id}/trust": {"post": {**_op("Trust an endpoint (built-in policy)", ok=_EP, codes=(404,)), "parameters": _ID}},
+        "/api/v1/endpoints/{id}/untrust": {"post": {**_op("Untrust an endpoint; it is disconnected", ok=_EP, codes=(404,)), "parameters": _ID}},
+    },
+}
+PUBLIC_FIELDS = ("id", "name", "role", "kind", "subject", "issuer", "sha256", "decision", "reason", "state", "trusted",
+                 "first_seen", "last_seen", "address", "sni", "tls", "chain", "policy")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def public(ep: dict) -> dict:
+    return {k: ep.get(k) for k in PUBLIC_FIELDS}
+
+
+class Admin:
+    """The operations, independent of HTTP."""
+
+    def __init__(self, server):
+        self.server = server
+
+    def account(self) -> dict:
+        return {**account.settings(), "trusted_cas": [describe(c) for c in account.trusted_cas()]}
+
+    def set_policy(self, body) -> dict:
+        before = account.settings()["certificate_policy"]
+        account.update(certificate_policy=body.get("policy"))
+        log.info("Admin: certificate policy %s -> %s", before, body.get("policy"))
+        self.server.context()  # the served certificate follows the policy
+        closed = self.server.reevaluate()
+        if closed:
+            log.info("Admin: %d session(s) disconnected to be judged under the new policy", closed)
+        if before != body.get("policy"):
+            threading.Thread(target=self.server.run_self_check, daemon=True).start()
+        return self.account()
+
+    def set_auto_trust(self, body) -> dict:
+        account.update(auto_trust=body.get("enabled"))
+        log.info("Admin: automatically trust new clients/servers = %s", body.get("enabled"))
+        return self.account()
+
+    def set_ocsp(self, body) -> dict:
+        if not isinstance(body, dict) or set(body) - {"enabled", "url", "on_failure"}:
+            raise account.AccountError("ocsp settings take enabled, url and on_failure")
+        account.update(ocsp=body)
+        log.info("Admin: OCSP settings %s", account.settings()["ocsp"])
+        return self.account()
+
+    def import_cas(self, body) -> list:
+        files = body.get("files") if isinstance(body, dict) else None
+        if not isinstance(files, list) or not files:
+            raise account.AccountError("give at least one file")
+        decoded = []
+        for f in files:
+            try:
+                decoded.append((str(f["name"]), base64.b64decode(f["data_base64"], validate=True)))
+            except (KeyError, TypeError, ValueError):
+                raise account.AccountError("each file needs a name and base64 data") from None
+        added = account.import_cas(decoded)
+        for ca in added:
+            log.info("Admin: imported Trusted CA certificate %s (%s)", ca["subject"], ca["sha256"])
+        return added
+
+    def remove_ca(self, ident: str) -> dict:
+        removed = account.remove_ca(ident)
+        log.info("Admin: removed Trusted CA certificate %s", removed["subject"])
+        self.server.reevaluate(removed_ca=removed["subject"])
+        return removed
+
+    def endpoints(self) -> list:
+        return [public(ep) for ep in self.server.registry.all()]
+
+    def _endpoint(self, ident: str) -> dict:
+        ep = self.server.registry.get(ident)
+        if not ep:
+            raise ApiError(404, f"no endpoint '{ident}': see `endpoints list` for ids")
+        return ep
+
+    def trust(self, ident: str) -> dict:
+        ep = self._endpoint(ident)
+        ep = self.server.registry.update(ep["id"], trusted=True, decision="accepted" if ep.get("state") == "connected" else ep.get("decision"),
+                                         reason="trusted by an administrator")
+        log.info("Admin: trusted endpoint %s (%s %s)", ep["id"], ep.get("role"), ep.get("name"))
+        return public(ep)
+
+    def untrust(self, ident: str) -> dict:
+        ep = self._endpoint(ident)
+        ep = self.server.registry.update(ep["id"], trusted=False, auto_trusted=False, decision="not-trusted",
+                                         reason="untrusted by an administrator")
+        log.info("Admin: untrusted endpoint %s (%s %s)", ep["id"], ep.get("role"), ep.get("name"))
+        self.server.reevaluate(untrusted_id=ep["id"])
+        return public(ep)
+
+
+ROUTES = [
+    ("GET", r"/api/v1/account", lambda a, b: a.account()),
+    ("PUT", r"/api/v1/account/policy", lambda a, b: a.set_policy(b)),
+    ("PUT", r"/api/v1/account/auto-trust", lambda a, b: a.set_auto_trust(b)),
+    ("PUT", r"/api/v1/account/ocsp", lambda a, b: a.set_ocsp(b)),
+    ("GET", r"/api/v1/trusted-cas", lambda a, b: a.account()["trusted_cas"]),
+    ("POST", r"/api/v1/trusted-cas", lambda a, b: a.import_cas(b)),
+    ("DELETE", r"/api/v1/trusted-cas/(?P<id>[^/]+)", lambda a, b, id: a.remove_ca(id)),
+    ("GET", r"/api/v1/endpoints", lambda a, b: a.endpoints()),
+    ("POST", r"/api/v1/endpoints/(?P<id>[^/]+)/trust", lambda a, b, id: a.trust(id)),
+    ("POST", r"/api/v1/endpoints/(?P<id>[^/]+)/untrust", lambda a, b, id: a.untrust(id)),
+    ("GET", r"/openapi.json", lambda a, b: OPENAPI),
+]
+
+
+def make_handler(admin: Admin):
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "safeq-admin/1"
+
+        def log_message(self, fmt, *args):  # requests are logged as admin actions instead
+            pass
+
+        def _reply(self, status: int, payload) -> None:
+            body = json.dumps(payload, indent=2).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _dispatch(self, method: str) -> None:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                return self._reply(400, {"error": "bad Content-Length"})
+            if length > MAX_BODY:
+                self.close_connection = True
+                return self._reply(413, {"error": f"request body over {MAX_BODY // (1024 * 1024)} MiB"})
+            raw = self.rfile.read(length) if length else b""
+            path = self.path.split("?", 1)[0]
+            for verb, pattern, fn in ROUTES:
+                m = re.fullmatch(pattern, path)
+                if m and verb == method:
+                    try:
+                        body = json.loads(raw) if raw else {}
+                        return self._reply(200, fn(admin, body, **m.groupdict()))
+                    except ValueError as exc:  # JSON errors and AccountError
+                        msg = str(exc) if isinstance(exc, account.AccountError) else f"request body is not JSON: {exc}"
+                        return self._reply(400, {"error": msg})
+                    except ApiError as exc:
+                        return self._reply(exc.status, {"error": str(exc)})
+                    except (AttributeError, TypeError):
+                        return self._reply(400, {"error": "request body must be a JSON object as the schema says"})
+            known = any(re.fullmatch(p, path) for _, p, _ in ROUTES)
+            self._reply(405 if known else 404, {"error": f"{method} {path} is not part of the API (GET /openapi.json)"})
+
+        def do_GET(self):
+            self._dispatch("GET")
+
+        def do_POST(self):
+            self._dispatch("POST")
+
+        def do_PUT(self):
+            self._dispatch("PUT")
+
+        def do_DELETE(self):
+            self._dispatch("DELETE")
+
+    return Handler
+
+
+def start_api(server, stop: threading.Event) -> ThreadingHTTPServer:
+    httpd = ThreadingHTTPServer(("127.0.0.1", paths.ADMIN_PORT), make_handler(Admin(server)))
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
+    threading.Thread(target=lambda: (stop.wait(), httpd.shutdown()), daemon=True).start()
+    return httpd
