@@ -1,12 +1,15 @@
 """testinfra against the running lab (docker backend). `safeq-lab up` first.
 
 A missing lab is a failure, not a skip: these checks exist to prove the lab works.
+Files named test_z* change the lab (policy, Trusted CA list, keystore) and put it
+back; they sort last so the checks of the doc's end state run first.
 """
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -44,19 +47,36 @@ def manifest() -> dict:
     return pki.load_manifest(Path(os.environ.get("SAFEQ_PKI_DIR", ROOT / "build/pki")))
 
 
+def host(service: str):
+    """By container name, so a host stays valid when `up` recreates its container."""
+    container(service)
+    return testinfra.get_host(f"docker://{PROJECT}-{service}-1")
+
+
 @pytest.fixture(scope="session")
 def primary():
-    return testinfra.get_host(f"docker://{container('primary')}")
+    return host("primary")
 
 
 @pytest.fixture(scope="session")
 def gateway():
-    return testinfra.get_host(f"docker://{container('gateway')}")
+    return host("gateway")
 
 
 @pytest.fixture(scope="session")
 def client():
-    return testinfra.get_host(f"docker://{container('client')}")
+    return host("client")
+
+
+def lab(*args: str) -> subprocess.CompletedProcess:
+    """The lab's own CLI, as a trainer would type it."""
+    return subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def lab_json(*args: str):
+    proc = lab(*args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.5):

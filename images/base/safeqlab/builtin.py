@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import secrets
 import ssl
 from pathlib import Path
 
@@ -29,7 +30,10 @@ class PinMismatch(Exception):
 
 def _make(name: str):
     key = ec.generate_private_key(ec.SECP256R1())
+    # A unique serialNumber in the subject: trust stores find anchors by subject, so two
+    # built-in certificates of one host name (old and new) must not share one.
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
+                         x509.NameAttribute(NameOID.SERIAL_NUMBER, secrets.token_hex(8)),
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "SAFEQ Cloud built-in")])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (

@@ -73,6 +73,7 @@ class Session:
         self.host, self.port, self.role = host, port, role
         self.make_context, self.state, self.log, self.stop = make_context, state, log, stop
         self.builtin = builtin
+        self._just_registered = False
 
     def run(self) -> None:
         attempt = 0
@@ -93,6 +94,7 @@ class Session:
             if delay is None:
                 delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
                 attempt += 1
+            self._just_registered = False  # one registration per attempt, not a tight loop
             self.stop.wait(delay)
 
     def register(self) -> None:
@@ -133,16 +135,21 @@ class Session:
                 der = tls.getpeercert(binary_form=True)
                 peer = describe(x509.load_der_x509_certificate(der))
                 peer["verified"] = self.builtin.check_server(der) if self.builtin else True
-                proto.send(tls, {"type": "hello", "role": self.role, "name": name})
                 reader = proto.Reader(tls)
                 tls.settimeout(3 * proto.HEARTBEAT_SECONDS)
                 try:
+                    proto.send(tls, {"type": "hello", "role": self.role, "name": name})
                     answer = reader.read()
-                except ssl.SSLError as exc:
-                    if self.builtin and exc.reason in UNKNOWN_CERT_ALERTS:
+                except (ssl.SSLError, ConnectionResetError) as exc:
+                    # The primary does not know our built-in certificate (never, or no longer): register it
+                    # once, then try again at once. An alert may arrive as a plain reset under TLS 1.3.
+                    unknown = isinstance(exc, ConnectionResetError) or exc.reason in UNKNOWN_CERT_ALERTS
+                    if self.builtin and unknown and not self._just_registered:
                         self.register()
+                        self._just_registered = True
                         raise Registered() from None
                     raise
+                self._just_registered = False
                 if answer is None:
                     raise proto.ProtocolError("the primary closed the session after the handshake")
                 if answer.get("type") != "welcome":

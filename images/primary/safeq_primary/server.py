@@ -14,8 +14,10 @@ import logging
 import socket
 import ssl
 import threading
+import time
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from safeqlab import javastore, proto, util
 from safeqlab.tlsinfo import common_name, describe, fingerprint, java_reason, load_identity, pem, peer_chain
@@ -59,6 +61,41 @@ def cert_names(cert: x509.Certificate) -> set[str]:
     return names
 
 
+def trust_anchor(chain: list[x509.Certificate], anchors: list[x509.Certificate]) -> x509.Certificate | None:
+    """The nearest trusted CA the chain (leaf first) still leads to, or None."""
+    by_fp = {fingerprint(a): a for a in anchors}
+    for cert in chain:
+        if fingerprint(cert) in by_fp and cert is not chain[0]:
+            return by_fp[fingerprint(cert)]
+        for anchor in anchors:
+            if anchor.subject == cert.issuer:
+                try:
+                    cert.verify_directly_issued_by(anchor)
+                    return anchor
+                except (ValueError, TypeError, InvalidSignature):
+                    continue
+    return None
+
+
+def quiet_close(sock: socket.socket) -> None:
+    """Close without a TCP reset: under TLS 1.3 the peer has already sent data when we
+    refuse it, and a reset would overtake our alert, hiding the reason from the peer."""
+    try:
+        raw = socket.socket(fileno=sock.detach())
+    except OSError:
+        sock.close()
+        return
+    with raw:
+        try:
+            raw.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + 1.0  # bounded: a peer that keeps sending cannot hold us
+            raw.settimeout(0.5)
+            while time.monotonic() < deadline and raw.recv(4096):
+                pass
+        except OSError:
+            pass
+
+
 def peer_name(ip: str) -> str:
     try:
         return socket.gethostbyaddr(ip)[0].split(".")[0]
@@ -69,8 +106,8 @@ def peer_name(ip: str) -> str:
 class Session:
     """A live, accepted session: what re-evaluation needs to decide whether it may stay."""
 
-    def __init__(self, tls: ssl.SSLSocket, endpoint_id: str, policy: str, chain_fps: set[str]):
-        self.tls, self.endpoint_id, self.policy, self.chain_fps = tls, endpoint_id, policy, chain_fps
+    def __init__(self, tls: ssl.SSLSocket, endpoint_id: str, policy: str, chain: list[x509.Certificate]):
+        self.tls, self.endpoint_id, self.policy, self.chain = tls, endpoint_id, policy, chain
         self.closed_reason: str | None = None
 
     def close(self, reason: str) -> None:
@@ -172,11 +209,13 @@ class Server:
     def handle(self, conn: socket.socket, addr, stop: threading.Event) -> None:
         ip = addr[0]
         conn.settimeout(HANDSHAKE_TIMEOUT)
+        tls = None
         try:
-            tls = self.context().wrap_socket(conn, server_side=True)
+            tls = self.context().wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+            tls.do_handshake()
         except (ssl.SSLError, OSError) as exc:
             self._refused_handshake(ip, exc)
-            conn.close()
+            quiet_close(tls or conn)
             return
         try:
             self.session(tls, ip, stop)
@@ -222,8 +261,9 @@ class Server:
             return
         leaf = chain[0]
         info = describe(leaf)
-        unverified = getattr(tls, "get_unverified_chain", lambda: [])() or []
-        chain_fps = {fingerprint(c) for c in chain} | {fingerprint(x509.load_der_x509_certificate(bytes(d) if not isinstance(d, bytes) else d)) for d in unverified}
+        # What the endpoint sent plus what verification added: enough to re-judge it live.
+        sent = [x509.load_der_x509_certificate(bytes(d)) for d in (getattr(tls, "get_unverified_chain", lambda: [])() or [])]
+        full_chain = chain + [c for c in sent if fingerprint(c) not in {fingerprint(v) for v in chain}]
         base = dict(name=name, role=role, sni=getattr(tls, "sni_name", None), subject=info["subject"], issuer=info["issuer"],
                     chain=[describe(c)["subject"] for c in chain], tls=tls.version(), policy=policy,
                     kind="built-in" if policy == "built-in" else "corporate")
@@ -247,7 +287,7 @@ class Server:
             reason = f"trusted-ca policy: chain verified to trusted CA {chain[-1].subject.rfc4514_string()}"
         ep = self.registry.record(info["sha256"], ip, decision="accepted", reason=reason, **base)
         self.registry.connected(ep["id"])
-        sess = Session(tls, ep["id"], policy, chain_fps)
+        sess = Session(tls, ep["id"], policy, full_chain)
         with self.sessions_lock:
             self.sessions.add(sess)
         log.info("Accepted %s %s (%s, issuer %s, %s)", role, name, info["subject"], info["issuer"], base["tls"])
@@ -306,9 +346,7 @@ class Server:
     def reevaluate(self, *, removed_ca: str | None = None, untrusted_id: str | None = None) -> int:
         """Disconnect sessions that no longer pass the policy; they reconnect and are judged anew."""
         policy = account.settings()["certificate_policy"]
-        anchors = None
-        if removed_ca:
-            anchors = {fingerprint(c) for c in account.trusted_cas() + account.system_cas()}
+        anchors = account.trusted_cas() + account.system_cas() if removed_ca else None
         closed = 0
         with self.sessions_lock:
             sessions = list(self.sessions)
@@ -318,13 +356,17 @@ class Server:
                 reason = f"certificate policy changed to {policy}"
             elif untrusted_id and sess.endpoint_id == untrusted_id:
                 reason = "endpoint no longer trusted by an administrator"
-            elif anchors is not None and sess.policy == "trusted-ca" and not sess.chain_fps & anchors:
-                reason = f"{PKIX_SHORT}: its chain no longer leads to a trusted CA ({removed_ca} was removed from the Trusted CA certificates list)"
+            elif anchors is not None and sess.policy == "trusted-ca":
+                anchor = trust_anchor(sess.chain, anchors)
+                if anchor is None:
+                    reason = (f"{PKIX_SHORT}: its chain no longer leads to a trusted CA "
+                              f"({removed_ca} was removed from the Trusted CA certificates list)")
+                else:
+                    self.registry.update(sess.endpoint_id, reason=f"trusted-ca policy: chain verified to trusted CA {anchor.subject.rfc4514_string()}")
             if reason:
                 sess.close(reason)
                 closed += 1
         return closed
-
 
 def main() -> int:
     util.setup_logging("safeq-cloud-server", str(paths.LOG))

@@ -1,0 +1,85 @@
+"""Built-in certificates with endpoint authorization (the product default).
+The module switches the whole lab to the built-in policy and back to the doc's end state."""
+import json
+import subprocess
+
+import pytest
+
+from conftest import ROOT, host, lab, lab_json, wait_for
+
+def health(target, command: str) -> bool:
+    return target.run(command).rc == 0
+
+
+# --- built-in certificates with endpoint authorization -------------------------------------------
+
+def newest_builtin(name: str) -> dict | None:
+    """The record of the endpoint's current built-in certificate (older ones stay in the list)."""
+    eps = [e for e in lab_json("endpoints", "list") if e["name"] == name and e["kind"] == "built-in"]
+    return max(eps, key=lambda e: e["first_seen"]) if eps else None
+
+
+@pytest.fixture(scope="module")
+def builtin_lab(primary, gateway, client):
+    lab_json("account", "auto-trust", "off")
+    # New endpoints: drop the built-in certificates the gateway and client made before.
+    assert lab("down").returncode == 0
+    subprocess.run(["docker", "volume", "rm", "safeq-lab_gateway-data", "safeq-lab_client-data"], capture_output=True)
+    up = lab("up", "--no-build", "--policy", "built-in")
+    assert up.returncode == 0, up.stderr
+    yield
+    back = lab("up", "--no-build")  # the doc's end state again
+    assert back.returncode == 0, back.stderr
+
+
+def test_new_builtin_endpoints_are_not_trusted_and_refused(builtin_lab):
+    gw, cl = host("gateway"), host("client")
+    for name in ("gateway-host", "pcclient-host"):
+        ep = wait_for(lambda: (lambda e: e if e and e["decision"] == "not-trusted" else None)(newest_builtin(name)), 20)
+        assert ep, f"{name} not recorded as a not-trusted built-in endpoint"
+        assert ep["state"] == "disconnected"
+        assert ep["reason"].startswith("endpoint not trusted: an administrator must trust endpoint ") or \
+            ep["reason"] == "new endpoint: not trusted until an administrator trusts it"
+    state = json.loads(gw.check_output("safeq-gateway status --json"))
+    assert state["state"] == "refused"
+    assert state["reason"].startswith("refused by the primary: endpoint not trusted")
+    status = json.loads(cl.check_output("safeq-client status --json"))
+    assert status["icon"] == "yellow"
+
+
+def builtin_id(name: str) -> str:
+    return newest_builtin(name)["id"]
+
+
+def test_trust_lets_them_connect_and_untrust_disconnects(builtin_lab):
+    gw, cl = host("gateway"), host("client")
+    for name in ("gateway-host", "pcclient-host"):
+        assert lab_json("endpoints", "trust", builtin_id(name))["trusted"] is True
+    assert wait_for(lambda: health(gw, "safeq-gateway health") and health(cl, "safeq-client health"), 20)
+    assert json.loads(cl.check_output("safeq-client status --json"))["icon"] == "grey"
+    ep = next(e for e in lab_json("endpoints", "list") if e["id"] == builtin_id("gateway-host"))
+    assert (ep["decision"], ep["state"]) == ("accepted", "connected")
+
+    lab_json("endpoints", "untrust", builtin_id("gateway-host"))
+    state = wait_for(lambda: (lambda s: s if s["state"] == "refused" else None)(
+        json.loads(gw.check_output("safeq-gateway status --json"))), 15)
+    assert state and "endpoint not trusted" in state["reason"]
+    ep = next(e for e in lab_json("endpoints", "list") if e["id"] == builtin_id("gateway-host"))
+    assert ep["decision"] == "not-trusted"
+    assert health(cl, "safeq-client health")  # the client stays trusted and connected
+
+
+def test_auto_trust_serves_a_new_endpoint_at_once(builtin_lab, manifest):
+    lab_json("account", "auto-trust", "on")
+    try:
+        # A second gateway that the primary has never seen: its own container, built-in certificate.
+        out = subprocess.run(
+            ["docker", "run", "--rm", "--network", "safeq-lab", "--hostname", "gateway-2",
+             "-v", f"{ROOT}/build/pki/hosts/gateway-host:/pki:ro", "-e", "SAFEQ_ENDPOINT_CERTIFICATES=built-in",
+             "safeq-lab/gateway:latest", "safeq-gateway", "test-connection"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert out.stdout.strip().splitlines()[-1].startswith("ok: connected to primary-host:2560")
+        ep = next(e for e in lab_json("endpoints", "list") if e["name"] == "gateway-2")
+        assert ep["trusted"] is True and ep["decision"] == "accepted"
+    finally:
+        lab_json("account", "auto-trust", "off")
