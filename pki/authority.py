@@ -23,6 +23,10 @@ def subject(common_name: str, org: str) -> x509.Name:
     )
 
 
+def ocsp_signer_name(ca_name: str) -> str:
+    return f"{ca_name} OCSP Signer"
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
@@ -85,3 +89,9 @@ class CertificateAuthority:
         builder = self._builder(subject(host, org), public_key, days, now)
         exts = profiles.entity_extensions(public_key, self.cert, role, sans, is_rsa, urls)
         return self._sign(builder, exts)
+
+    def issue_ocsp_signer(self, org: str, public_key: PublicKey, days: int, now: dt.datetime | None = None) -> x509.Certificate:
+        """This CA's delegated OCSP signing certificate (subject ``<CA> OCSP Signer``)."""
+        now = now or _now()
+        builder = self._builder(subject(ocsp_signer_name(self.name), org), public_key, days, now)
+        return self._sign(builder, profiles.ocsp_signer_extensions(public_key, self.cert))

@@ -10,7 +10,9 @@ leaves the directory byte-for-byte as it was:
 * ``issue``/``reissue`` stage ``entities/<name>/`` and ``hosts/<name>/`` as
   new directories, then swap them in together with ``manifest.json`` and
   ``ca/db.json`` (last: the commit point);
-* ``revoke`` rewrites ``ca/db.json`` and ``manifest.json`` only.
+* ``revoke`` rewrites ``ca/db.json`` and ``manifest.json`` only;
+* ``issue``/``reissue``/``revoke`` also replace ``hosts/ocsp-host/status.json``
+  (the OCSP responder's view, see :mod:`pki.ocsp`) in the same transaction.
 
 Writers of one PKI are serialized with a flock on its parent directory.
 """
@@ -23,12 +25,14 @@ from typing import Any, Iterable
 
 from cryptography import x509
 
-from . import export, integrity, manifest, names, passwords, profiles
+from . import export, integrity, manifest, names, ocsp, passwords, profiles
 from .authority import CertificateAuthority
 from .database import DB_PATH, REASONS, CADatabase, serial_hex
 from .errors import PKIError
-from .fsutil import SECRET_FILE_MODE, Transaction, locked, make_dir, replace_tree, temp_dir_beside, write_file
-from .keys import DEFAULT_KEY_TYPE, key_type
+from .fsutil import (
+    SECRET_DIR_MODE, SECRET_FILE_MODE, Transaction, locked, make_dir, replace_tree, temp_dir_beside, write_file,
+)
+from .keys import DEFAULT_KEY_TYPE, key_to_pem, key_type
 from .settings import Settings
 
 DEFAULT_DIR = Path("build/pki")
@@ -106,6 +110,7 @@ class LabPKI:
             )
         export.write_ca_keys(dirs["ca"], cas)
         export.write_ca_files(dirs["cas"], cas)
+        signers = self._new_signers(db, cas, dirs["ca"], now)
         ts_bytes = export.truststore(root, settings.truststore_password, settings.legacy_pfx)
         write_file(dirs["truststores"] / export.TRUSTSTORE_NAME, ts_bytes)
 
@@ -115,14 +120,39 @@ class LabPKI:
             record, files = self._new_entity(db, cas, name, role, sans, password, now)
             db.add_entity(record)
             files(make_dir(dirs["entities"] / name), make_dir(dirs["hosts"] / name), ts_bytes)
+        ocsp.write_host_dir(make_dir(dirs["hosts"] / ocsp.OCSP_HOST), cas, signers, db)
 
         write_file(dirs["ca"] / "db.json", db.to_bytes(), SECRET_FILE_MODE)
         write_file(staging / manifest.MANIFEST_NAME, manifest.to_json(manifest.build(db, self.root)).encode())
         return db
 
+    @staticmethod
+    def _new_signers(db: CADatabase, cas: list[CertificateAuthority], ca_dir: Path, now: dt.datetime):
+        """One delegated OCSP signer per CA; returns [(cert, key)] in CA order."""
+        settings = db.settings
+        kt = key_type(settings.key_type)
+        key_dir = make_dir(ca_dir / ocsp.SIGNER_DIR, SECRET_DIR_MODE)
+        out = []
+        for ca in cas:
+            key = kt.generate()
+            cert = ca.issue_ocsp_signer(settings.org, key.public_key(), ocsp.SIGNER_DAYS, now)
+            db.add_signer(
+                {
+                    "issuer": ca.name,
+                    "serial": serial_hex(cert.serial_number),
+                    "cert_pem": export.pem(cert).decode("ascii"),
+                    "key_file": ocsp.signer_key_file(ca.name),
+                }
+            )
+            write_file(key_dir / f"{ca.name}-ocsp.key.pem", key_to_pem(key), SECRET_FILE_MODE)
+            out.append((cert, key))
+        return out
+
     # -- issue / reissue ---------------------------------------------------------
     def issue(self, name: str, role: str, sans: Iterable[str] = (), password: str | None = None) -> dict[str, Any]:
         host = names.host_name(name)
+        if host == ocsp.OCSP_HOST:
+            raise PKIError(f"the name {host!r} is reserved for the OCSP responder's folder hosts/{host}/; pick another name")
         profiles.check_role(role)
         general = _sans(host, sans)
         if password is not None:
@@ -210,6 +240,7 @@ class LabPKI:
             edir = txn.stage_dir(self.root / "entities" / name)
             hdir = txn.stage_dir(self.root / "hosts" / name)
             files(edir, hdir, self._truststore_bytes(db, cas))
+            self._stage_status(txn, db)
             txn.write_file(self.root / manifest.MANIFEST_NAME, manifest.to_json(manifest.build(db, self.root)).encode())
             txn.write_file(self.root / DB_PATH, db.to_bytes(), SECRET_FILE_MODE)
             txn.commit()
@@ -232,6 +263,7 @@ class LabPKI:
             db.revoke(ent["issuer"], ent["serial"], time=manifest.iso(_now()), reason=reason,
                       subject=cert.subject.rfc4514_string())
             with Transaction() as txn:
+                self._stage_status(txn, db)
                 txn.write_file(self.root / manifest.MANIFEST_NAME, manifest.to_json(manifest.build(db, self.root)).encode())
                 txn.write_file(self.root / DB_PATH, db.to_bytes(), SECRET_FILE_MODE)
                 txn.commit()
@@ -249,7 +281,14 @@ class LabPKI:
         db = CADatabase.parse(raw, path)
         cas = integrity.check_cas(db, self.root)
         integrity.check_entities(db, self.root, cas, skip=skip_entity)
+        integrity.check_signers(db, self.root, cas)
         return db, cas
+
+    def _stage_status(self, txn: Transaction, db: CADatabase) -> None:
+        """Replace the responder's status.json in place (its folder is bind-mounted; never swap the folder)."""
+        hdir = ocsp.host_dir(self.root)
+        if db.signers and hdir.is_dir():
+            txn.write_file(hdir / ocsp.STATUS_FILE, ocsp.status_bytes(db))
 
     @staticmethod
     def _urls(settings: Settings, issuer_name: str) -> profiles.Urls:

@@ -175,6 +175,16 @@ def show_cmd(directory: Path, as_json: bool) -> None:
         ents.add_row(e["name"], e["role"], status, e["not_after"][:10], e["pfx_password"], ", ".join(e["sans"]))
     console.print(ents)
     console.print("PFX files: entities/<name>/<name>.pfx; container files: hosts/<name>/; details: --json", highlight=False)
+    oc = manifest["ocsp"]
+    url = oc["url"] or "none (certificates carry no OCSP URL)"
+    if oc["host_dir"]:
+        console.print(
+            f"OCSP: URL {url}; responder folder {Path(oc['host_dir']).relative_to(root)}/ "
+            f"(signers: {', '.join(s['subject'] for s in oc['signers'])})", highlight=False, soft_wrap=True,
+        )
+    else:
+        console.print(f"OCSP: URL {url}; no OCSP signers in this PKI (made before they existed; "
+                      "`pki init --force` re-creates it with them)", highlight=False, soft_wrap=True)
     for ts in manifest["truststores"]:
         console.print(
             f"truststore {Path(ts['path']).relative_to(root)} (password {ts['password']}): "

@@ -14,15 +14,23 @@ Layout (``version`` 1)::
          "history": [{"serial", "cert_pem", "not_before", "not_after", "superseded_at"}]}
       ],
       "revocations": {<issuer CA name>: {<serial hex>: {"time", "reason", "subject"}}},
+      "signers": [                            # one delegated OCSP signer per CA, root first
+        {"issuer": <CA name>, "serial": hex, "cert_pem", "key_file": "ca/ocsp-signers/<CA>-ocsp.key.pem"}
+      ],
       "integrity": {"algorithm": "sha256", "digest": hex}
     }
+
+A database without ``signers`` comes from a PKI made before OCSP signers
+existed; it still opens, but has no OCSP responder folder (``pki init --force``
+re-creates the PKI with one).
 
 Serials are lowercase hex without leading zeros; times are ISO 8601 UTC
 (``...Z``). An OCSP responder answers from :meth:`CADatabase.status`: a serial
 recorded under its issuer in ``revocations`` is revoked, a serial the issuer
-issued (an entity's current or past serial, or a child CA's) is good, anything
-else is unknown. ``reissue`` records the replaced serial as revoked with
-reason ``superseded`` (unless it was revoked already).
+issued (an entity's current or past serial, a child CA's or its OCSP signer's)
+is good, anything else is unknown. ``reissue`` records the replaced serial as
+revoked with reason ``superseded`` (unless it was revoked already).
+``hosts/ocsp-host/status.json`` is this view, written out (see :mod:`pki.ocsp`).
 
 Integrity: ``integrity.digest`` is the SHA-256 of the canonical JSON (sorted
 keys, no whitespace, ASCII) of everything else. It catches edits and damage,
@@ -74,6 +82,7 @@ _ENTITY_KEYS = {
 }
 _HISTORY_KEYS = {"serial": str, "cert_pem": str, "not_before": str, "not_after": str, "superseded_at": str}
 _REVOCATION_KEYS = {"time": str, "reason": str, "subject": str}
+_SIGNER_KEYS = {"issuer": str, "serial": str, "cert_pem": str, "key_file": str}
 
 
 def serial_hex(serial: int) -> str:
@@ -102,6 +111,7 @@ class CADatabase:
                 "cas": [],
                 "entities": [],
                 "revocations": {},
+                "signers": [],
             }
         )
 
@@ -128,6 +138,11 @@ class CADatabase:
             _check_keys(ent, _ENTITY_KEYS, f"entities[{i}]", corrupt)
             for j, old in enumerate(ent["history"]):
                 _check_keys(old, _HISTORY_KEYS, f"entities[{i}].history[{j}]", corrupt)
+        signers = data.get("signers", [])
+        if not isinstance(signers, list):
+            raise corrupt("signers is not a list")
+        for i, signer in enumerate(signers):
+            _check_keys(signer, _SIGNER_KEYS, f"signers[{i}]", corrupt)
         for issuer, records in data["revocations"].items():
             if not isinstance(records, dict):
                 raise corrupt(f"revocations[{issuer!r}] is not an object")
@@ -165,6 +180,11 @@ class CADatabase:
     def entities(self) -> list[dict[str, Any]]:
         return self.data["entities"]
 
+    @property
+    def signers(self) -> list[dict[str, Any]]:
+        """Empty for a PKI made before OCSP signers existed."""
+        return self.data.get("signers", [])
+
     def entity(self, name: str) -> dict[str, Any] | None:
         return next((e for e in self.entities if e["name"] == name), None)
 
@@ -184,12 +204,17 @@ class CADatabase:
         rec = self.revocation(issuer, serial)
         if rec is not None:
             return "revoked", rec
-        issued = {c["serial"] for c in self.cas if c["issuer"] == issuer}
+        return ("good" if serial in self.issued_serials(issuer) else "unknown"), None
+
+    def issued_serials(self, issuer: str) -> list[str]:
+        """Every serial CA ``issuer`` signed: child CAs, its OCSP signer, entities old and new."""
+        issued = [c["serial"] for c in self.cas if c["issuer"] == issuer]
+        issued += [s["serial"] for s in self.signers if s["issuer"] == issuer]
         for ent in self.entities:
             if ent["issuer"] == issuer:
-                issued.add(ent["serial"])
-                issued.update(h["serial"] for h in ent["history"])
-        return ("good" if serial in issued else "unknown"), None
+                issued.append(ent["serial"])
+                issued += [h["serial"] for h in ent["history"]]
+        return issued
 
     # -- mutations -----------------------------------------------------------
     def add_ca(self, record: dict[str, Any]) -> None:
@@ -197,6 +222,9 @@ class CADatabase:
 
     def add_entity(self, record: dict[str, Any]) -> None:
         self.entities.append(record)
+
+    def add_signer(self, record: dict[str, Any]) -> None:
+        self.data.setdefault("signers", []).append(record)
 
     def revoke(self, issuer: str, serial: str, *, time: str, reason: str, subject: str) -> None:
         self.data["revocations"].setdefault(issuer, {})[serial] = {

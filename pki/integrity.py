@@ -8,7 +8,10 @@ On top of the database's own SHA-256 (see :mod:`pki.database`):
 * every entity certificate (current and past) verifies under its recorded
   issuer and carries its recorded serial;
 * the exported certificates ``cas/<CA>.{cer,der,crt}`` and
-  ``entities/<name>/<name>.crt`` are exactly what the database records.
+  ``entities/<name>/<name>.crt`` are exactly what the database records;
+* there is one OCSP signer per CA (or none, in a PKI made before signers
+  existed): it verifies under its CA, carries its recorded serial, and its
+  key file holds its private key.
 
 Entity private keys are not opened (that would cost an RSA key check per
 entity on every command); ``reissue`` replaces them anyway.
@@ -25,6 +28,7 @@ from .authority import CertificateAuthority
 from .database import REASONS, CADatabase, serial_hex
 from .errors import PKIError
 from .keys import load_key_pem, same_public_key
+from .ocsp import signer_key_file
 
 _FIX = "restore the PKI directory from a backup or re-create it with `safeq-lab pki init --force`"
 
@@ -106,6 +110,30 @@ def check_entities(db: CADatabase, root: Path, cas: list[CertificateAuthority], 
         for serial, rec in records.items():
             if rec["reason"] not in REASONS:
                 raise tampered(f"revocation of {serial} under {issuer} has an unknown reason {rec['reason']!r}")
+
+
+def check_signers(db: CADatabase, root: Path, cas: list[CertificateAuthority]) -> None:
+    if not db.signers:
+        return
+    issuers = [s["issuer"] for s in db.signers]
+    if issuers != [ca.name for ca in cas]:
+        raise tampered(f"the database lists OCSP signers for {issuers}, expected one per CA {[ca.name for ca in cas]}")
+    for rec, ca in zip(db.signers, cas):
+        what = f"the OCSP signer of CA {ca.name}"
+        cert = parse_cert(rec["cert_pem"], what)
+        if serial_hex(cert.serial_number) != rec["serial"]:
+            raise tampered(f"{what}: recorded serial {rec['serial']} does not match its certificate")
+        if not _signed_by(cert, ca.cert):
+            raise tampered(f"{what} was not signed by {ca.name}")
+        if rec["key_file"] != signer_key_file(ca.name):
+            raise tampered(f"{what} records an unexpected key file {rec['key_file']!r}")
+        key_path = root / rec["key_file"]
+        try:
+            key_pem = key_path.read_bytes()
+        except OSError as exc:
+            raise tampered(f"cannot read the key of {what} ({exc.strerror}: {key_path})") from None
+        if not same_public_key(load_key_pem(key_pem, str(key_path)).public_key(), cert.public_key()):
+            raise tampered(f"{key_path} is not the key of {what}")
 
 
 def _same_file(path: Path, expected: bytes, hint: str | None = None) -> None:

@@ -8,7 +8,12 @@ A contract read by other tools; the keys are fixed::
                    "not_after", "status": "good"|"revoked",
                    "revocation": null | {"time", "reason"},
                    "pfx_path", "pfx_password", "key_type", "sans"}],
-     "truststores": [{"path", "password", "entries": [alias, ...]}]}
+     "truststores": [{"path", "password", "entries": [alias, ...]}],
+     "ocsp": {"url": AIA OCSP URL | null, "host_dir": <hosts/ocsp-host> | null,
+              "signers": [{"issuer", "subject", "serial", "not_after"}]}}
+
+``ocsp.host_dir`` and ``ocsp.signers`` are null/empty only for a PKI made
+before OCSP signers existed (see :mod:`pki.ocsp`).
 
 Paths are absolute, dates ISO 8601 UTC (``YYYY-MM-DDTHH:MM:SSZ``), serials
 lowercase hex, subjects/issuers RFC 4514 strings (``CN=...,O=...``).
@@ -22,6 +27,7 @@ from typing import Any
 
 from cryptography import x509
 
+from . import ocsp
 from .database import CADatabase, serial_hex
 from .export import TRUSTSTORE_ALIAS, TRUSTSTORE_NAME
 
@@ -81,6 +87,26 @@ def build(db: CADatabase, root: Path) -> dict[str, Any]:
                 "entries": [TRUSTSTORE_ALIAS],
             }
         ],
+        "ocsp": _ocsp(db, root),
+    }
+
+
+def _ocsp(db: CADatabase, root: Path) -> dict[str, Any]:
+    signers = []
+    for rec in db.signers:
+        cert = x509.load_pem_x509_certificate(rec["cert_pem"].encode())
+        signers.append(
+            {
+                "issuer": cert.issuer.rfc4514_string(),
+                "subject": cert.subject.rfc4514_string(),
+                "serial": rec["serial"],
+                "not_after": iso(cert.not_valid_after_utc),
+            }
+        )
+    return {
+        "url": db.settings.ocsp_url,
+        "host_dir": str(ocsp.host_dir(root)) if signers else None,
+        "signers": signers,
     }
 
 

@@ -9,6 +9,10 @@
 * entity: BasicConstraints CA=false (critical), KeyUsage digitalSignature
   (+ keyEncipherment for RSA keys, for RSA key transport) critical, EKU by
   role, SAN, SKI, AKI, AIA, CRL DP.
+* OCSP signer (RFC 6960 4.2.2.2 delegated responder, one per CA): BasicConstraints
+  CA=false (critical), KeyUsage digitalSignature (critical), EKU id-kp-OCSPSigning
+  only, id-pkix-ocsp-nocheck (so clients need not ask about the signer itself),
+  SKI, AKI; no AIA.
 """
 from __future__ import annotations
 
@@ -117,6 +121,17 @@ def entity_extensions(
         (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
         (_authority_key_id(issuer), False),
         *_locations(urls),
+    ]
+
+
+def ocsp_signer_extensions(public_key: PublicKey, issuer: x509.Certificate) -> list[Extension]:
+    return [
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (_usage(digital_signature=True), True),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), False),
+        (x509.OCSPNoCheck(), False),
+        (x509.SubjectKeyIdentifier.from_public_key(public_key), False),
+        (_authority_key_id(issuer), False),
     ]
 
 

@@ -291,7 +291,8 @@ def test_unusable_folder_is_reported(tmp_path, default_pki, damage):
         deadline = time.monotonic() + 15
         while True:
             try:
-                get(f"http://127.0.0.1:{port}/health")
+                answer = get(f"http://127.0.0.1:{port}/health")
+                pytest.fail(f"/health answered {answer} for a folder it cannot serve")
             except urllib.error.HTTPError as exc:
                 assert exc.code == 503
                 assert exc.read().decode().startswith(why)
@@ -307,4 +308,8 @@ def test_unusable_folder_is_reported(tmp_path, default_pki, damage):
         assert status_of(post(f"http://127.0.0.1:{port}", der)[2]) == ocsp.OCSPResponseStatus.INTERNAL_ERROR
     finally:
         proc.terminate()
-        proc.wait(timeout=5)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

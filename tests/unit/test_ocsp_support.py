@@ -51,7 +51,11 @@ class Responder:
         python = os.environ.get("OCSP_TEST_PYTHON", sys.executable)
         self.proc = subprocess.Popen([python, str(RESPONDER), "run"], stdout=self.out, stderr=subprocess.STDOUT,
                                      env=environ)
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # a responder that never became ready must not outlive the test
+            raise
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 15
@@ -74,15 +78,14 @@ class Responder:
 
     def stop(self) -> float:
         """SIGTERM; returns how long the process took to exit."""
-        if self.proc.poll() is not None:
-            return 0.0
         start = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         self.out.close()
         return time.monotonic() - start
 

@@ -24,6 +24,12 @@ echoes the nonce. Good and revoked answers are cached until their nextUpdate.
 * ``skipped``: no checked certificate has an OCSP URL and no custom URL is configured.
   The lab's outcome is ok: there is nothing to ask, and the account setting exists for
   exactly this case.
+
+``Result.checked`` has one dict per certificate checked, leaf first: ``subject``
+(RFC 4514), ``serial`` (lowercase hex), ``url`` (None when skipped), ``status``,
+``detail``, ``cached`` (answered from the cache) and, when unavailable, ``reason``.
+``max_cache_age`` (seconds) caps the cache below nextUpdate, so a revocation made in the
+lab shows sooner than the responder's validity period.
 """
 from __future__ import annotations
 
@@ -58,7 +64,7 @@ class Result:
     ok: bool
     status: str  # good | revoked | unknown | unavailable | skipped
     reason: str
-    checked: list[dict] = field(default_factory=list)  # subject, serial, url, status, detail, cached
+    checked: list[dict] = field(default_factory=list)  # one per certificate: see the module docstring
 
 
 class Unavailable(Exception):
