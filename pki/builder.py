@@ -238,7 +238,7 @@ class LabPKI:
     def _commit_entity(self, db: CADatabase, cas: list[CertificateAuthority], name: str, files) -> None:
         with Transaction() as txn:
             edir = txn.stage_dir(self.root / "entities" / name)
-            hdir = txn.stage_dir(self.root / "hosts" / name)
+            hdir = txn.stage_dir(self.root / "hosts" / name, in_place=True)
             files(edir, hdir, self._truststore_bytes(db, cas))
             self._stage_status(txn, db)
             txn.write_file(self.root / manifest.MANIFEST_NAME, manifest.to_json(manifest.build(db, self.root)).encode())

@@ -92,6 +92,7 @@ class Transaction:
 
     def __init__(self) -> None:
         self._pending: list[tuple[Path, Path]] = []  # (temp, target)
+        self._in_place: set[Path] = set()
         self._done: list[tuple[Path, Path | None]] = []  # (target, backup)
         self._backups: list[Path] = []
 
@@ -114,10 +115,16 @@ class Transaction:
         self._pending.append((temp, target))
         write_file(temp, data, mode)
 
-    def stage_dir(self, target: Path, mode: int = DIR_MODE) -> Path:
-        """Return an empty directory that replaces ``target`` on :meth:`commit`."""
+    def stage_dir(self, target: Path, mode: int = DIR_MODE, in_place: bool = False) -> Path:
+        """Return an empty directory that replaces ``target`` on :meth:`commit`.
+
+        ``in_place``: keep the directory itself and replace its files one by one, so a
+        container that bind-mounts it sees the new files (a renamed-in directory it would not).
+        """
         temp = _temp_sibling(target, "new")
         self._pending.append((temp, target))
+        if in_place:
+            self._in_place.add(temp)
         temp.mkdir(mode=mode)
         os.chmod(temp, mode)
         return temp
@@ -132,8 +139,25 @@ class Transaction:
             raise
         self._pending.clear()
 
+    def _swap_files(self, temp: Path, target: Path) -> None:
+        new = {p.relative_to(temp) for p in temp.rglob("*") if p.is_file()}
+        old = {p.relative_to(target) for p in target.rglob("*") if p.is_file()}
+        for rel in sorted(new):
+            dst = target / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(dst.parent, (temp / rel).parent.stat().st_mode & 0o7777)
+            self._swap(temp / rel, dst)
+        for rel in sorted(old - new):
+            backup = _temp_sibling(target / rel, "old")
+            os.rename(target / rel, backup)
+            self._backups.append(backup)
+            self._done.append((target / rel, backup))
+        _remove(temp)
+
     def _swap(self, temp: Path, target: Path) -> None:
         backup: Path | None = None
+        if temp in self._in_place and target.is_dir():
+            return self._swap_files(temp, target)
         if temp.is_dir():
             if target.exists():
                 # Directories cannot be replaced in one rename; keep the old
