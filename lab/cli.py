@@ -65,6 +65,20 @@ def apply_primary_steps(todo: list[steps.Step]) -> None:
         docker.exec_sh("primary", step.command, input=step.stdin)
 
 
+MOUNTED_HOST_DIRS = {  # what compose.yaml mounts, and the file that proves each is complete
+    "primary-host": "cacert.crt", "gateway-host": "unattended-install.conf",
+    "pcclient-host": "store", "ocsp-host": "responder.json",
+}
+
+
+def check_host_dirs(pki_dir: Path) -> None:
+    """Docker would mount a missing folder as an empty one and the service would fail obscurely."""
+    missing = [f"hosts/{d}/{f}" for d, f in MOUNTED_HOST_DIRS.items() if not (pki_dir / "hosts" / d / f).exists()]
+    if missing:
+        raise LabError(f"the PKI in {pki_dir} lacks {', '.join(missing)} (made by an older version or by hand): "
+                       "recreate it with `safeq-lab pki init --force`, or complete those folders")
+
+
 POLICY_ENV = {  # how each endpoint is told which certificates to use
     "trusted-ca": {"SAFEQ_GATEWAY_CERTIFICATES": "trusted", "SAFEQ_CLIENT_SYSTEM_CERTIFICATE": "true"},
     "built-in": {"SAFEQ_GATEWAY_CERTIFICATES": "built-in", "SAFEQ_CLIENT_SYSTEM_CERTIFICATE": "false"},
@@ -88,6 +102,7 @@ def up(policy: str, build: bool, timeout: int) -> None:
         say(f"PKI: creating {pki_dir}")
         pki.init_pki(pki_dir)
     manifest = pki.load_manifest(pki_dir)
+    check_host_dirs(pki_dir)
     if build:
         images.build_all(say)
     say("starting primary")
@@ -302,7 +317,9 @@ def status_cmd(as_json: bool) -> None:
 def verify(pytest_args) -> None:
     """Run the testinfra checks against the running lab."""
     docker.preflight()
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(project.root() / "tests" / "infra"), *pytest_args]
+    named = any(not a.startswith("-") and (project.root() / a.split("::")[0]).exists() for a in pytest_args)
+    default = [] if named else [str(project.root() / "tests" / "infra")]
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *default, *pytest_args]
     sys.exit(subprocess.run(argv, cwd=project.root()).returncode)
 
 

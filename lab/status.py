@@ -7,7 +7,7 @@ import time
 
 from . import docker
 
-SERVICES = {"primary": "primary-host", "gateway": "gateway-host", "client": "pcclient-host"}
+SERVICES = {"ocsp": "ocsp-host", "primary": "primary-host", "gateway": "gateway-host", "client": "pcclient-host"}
 REPORT = {"primary": "safeq-admin status --json", "gateway": "safeq-gateway status --json",
           "client": "safeq-client status --json"}
 
@@ -52,7 +52,9 @@ def summary_rows(status: dict) -> list[tuple[str, str, str, str, str, str]]:
         name, host = svc["name"], svc["host"] or ""
         report = status["reports"].get(name) or {}
         state = svc["health"] or svc["state"]
-        if name == "primary":
+        if name == "ocsp":
+            subject, issuer, port = "(delegated OCSP signers)", "", "8080"
+        elif name == "primary":
             serving = report.get("serving") or {}
             subject, issuer, port = serving.get("subject", ""), serving.get("issuer", ""), "2560"
             state = f"{state}, {report.get('state', '?')}"

@@ -102,3 +102,12 @@ def endpoint(primary, name: str) -> dict | None:
     named = [e for e in endpoints(primary) if e["name"] == name]
     named.sort(key=lambda e: (e.get("state") == "connected", e.get("last_seen") or ""))
     return named[-1] if named else None
+
+
+def sha256_of(path) -> str:
+    """Fingerprint of a PEM or DER certificate file, as the primary records it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    data = Path(path).read_bytes()
+    cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
+    return cert.fingerprint(hashes.SHA256()).hex(":").upper()

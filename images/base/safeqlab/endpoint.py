@@ -69,10 +69,12 @@ class Registered(Exception):
 
 class Session:
     def __init__(self, *, host: str, port: int, role: str, make_context: Callable[[], tuple[ssl.SSLContext, str]],
-                 state: StateFile | None, log: logging.Logger, stop: threading.Event, builtin: BuiltinIdentity | None = None):
+                 state: StateFile | None, log: logging.Logger, stop: threading.Event, builtin: BuiltinIdentity | None = None,
+                 check_peer: Callable[[ssl.SSLSocket], None] | None = None):
         self.host, self.port, self.role = host, port, role
         self.make_context, self.state, self.log, self.stop = make_context, state, log, stop
         self.builtin = builtin
+        self.check_peer = check_peer  # e.g. an OCSP check of the primary's chain; raises Refused
         self._just_registered = False
 
     def run(self) -> None:
@@ -135,6 +137,8 @@ class Session:
                 der = tls.getpeercert(binary_form=True)
                 peer = describe(x509.load_der_x509_certificate(der))
                 peer["verified"] = self.builtin.check_server(der) if self.builtin else True
+                if self.check_peer:
+                    self.check_peer(tls)
                 reader = proto.Reader(tls)
                 tls.settimeout(3 * proto.HEARTBEAT_SECONDS)
                 try:

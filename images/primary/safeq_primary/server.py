@@ -24,6 +24,7 @@ from safeqlab.tlsinfo import common_name, describe, fingerprint, java_reason, lo
 
 from . import account, identity, paths
 from .registry import Registry, now_iso
+from .revocation import Revocation
 
 log = logging.getLogger("safeq-cloud-server")
 PKIX_SHORT = "PKIX path building failed"
@@ -109,9 +110,10 @@ class Session:
     def __init__(self, tls: ssl.SSLSocket, endpoint_id: str, policy: str, chain: list[x509.Certificate]):
         self.tls, self.endpoint_id, self.policy, self.chain = tls, endpoint_id, policy, chain
         self.closed_reason: str | None = None
+        self.decision = "not-trusted"
 
-    def close(self, reason: str) -> None:
-        self.closed_reason = reason
+    def close(self, reason: str, decision: str = "not-trusted") -> None:
+        self.closed_reason, self.decision = reason, decision
         try:
             self.tls.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -123,6 +125,7 @@ class Server:
         self.keystore_key, self.keystore_chain, self.keystore = keystore
         self.builtin_key, self.builtin_chain = builtin
         self.registry = registry
+        self.revocation = Revocation()
         self.status = {"keystore": self.keystore, "self_check": None}
         self._ctx, self._ctx_stamp = None, None
         self._ctx_lock = threading.Lock()
@@ -285,6 +288,16 @@ class Server:
             reason = "built-in policy: endpoint trusted by an administrator" + (" (auto-trust)" if known.get("auto_trusted") else "")
         else:
             reason = f"trusted-ca policy: chain verified to trusted CA {chain[-1].subject.rfc4514_string()}"
+            revocation = self.revocation.check(full_chain)
+            if revocation is not None and not revocation.ok:
+                reason = f"OCSP: {revocation.reason}"
+                self.registry.record(info["sha256"], ip, decision="refused", reason=reason, state="disconnected", **base)
+                log.warning("Refused %s %s (serial %s): %s", role, name, info["serial"], reason)
+                proto.send(tls, {"type": "refused", "reason": reason})
+                return
+            if revocation is not None and revocation.status == "unavailable":  # fail-open
+                reason += f"; OCSP warning (fail-open): {revocation.reason}"
+                log.warning("Accepting %s %s without a revocation answer (fail-open): %s", role, name, revocation.reason)
         ep = self.registry.record(info["sha256"], ip, decision="accepted", reason=reason, **base)
         self.registry.connected(ep["id"])
         sess = Session(tls, ep["id"], policy, full_chain)
@@ -308,7 +321,7 @@ class Server:
                 self.sessions.discard(sess)
             self.registry.disconnected(ep["id"])
             if sess.closed_reason:
-                self.registry.update(ep["id"], decision="not-trusted", reason=sess.closed_reason)
+                self.registry.update(ep["id"], decision=sess.decision, reason=sess.closed_reason)
                 log.warning("Disconnected %s %s: %s", role, name, sess.closed_reason)
             else:
                 log.info("%s %s disconnected", role, name)
@@ -343,7 +356,14 @@ class Server:
         proto.send(tls, {"type": "registered", "endpoint_id": ep["id"], "trusted": bool(ep.get("trusted"))})
 
     # --- live changes --------------------------------------------------------------------------
-    def reevaluate(self, *, removed_ca: str | None = None, untrusted_id: str | None = None) -> int:
+    def revocation_watch(self, stop: threading.Event, interval: float = 2.0) -> None:
+        """Connected endpoints are checked again as their cached answers expire."""
+        while not stop.wait(interval):
+            if self.revocation.checker() is not None:
+                self.reevaluate(recheck_revocation=True)
+
+    def reevaluate(self, *, removed_ca: str | None = None, untrusted_id: str | None = None,
+                   recheck_revocation: bool = False) -> int:
         """Disconnect sessions that no longer pass the policy; they reconnect and are judged anew."""
         policy = account.settings()["certificate_policy"]
         anchors = account.trusted_cas() + account.system_cas() if removed_ca else None
@@ -356,6 +376,14 @@ class Server:
                 reason = f"certificate policy changed to {policy}"
             elif untrusted_id and sess.endpoint_id == untrusted_id:
                 reason = "endpoint no longer trusted by an administrator"
+            elif recheck_revocation and sess.policy == "trusted-ca":
+                result = self.revocation.check(sess.chain)
+                # Only a definite answer ends a live session; an unreachable responder does not.
+                if result is not None and result.status in ("revoked", "unknown"):
+                    log.warning("Disconnecting endpoint %s: OCSP: %s", sess.endpoint_id, result.reason)
+                    sess.close(f"OCSP: {result.reason}", decision="refused")
+                    closed += 1
+                    continue
             elif anchors is not None and sess.policy == "trusted-ca":
                 anchor = trust_anchor(sess.chain, anchors)
                 if anchor is None:
@@ -378,6 +406,7 @@ def main() -> int:
     threading.Thread(target=server.serve, args=(stop, ready), daemon=True).start()
     from .api import start_api
     start_api(server, stop)
+    threading.Thread(target=server.revocation_watch, args=(stop,), daemon=True).start()
     ready.wait(5)
     server.run_self_check()
     stop.wait()
