@@ -48,6 +48,7 @@ test: unit infra
 
 bench: $(STAMP)
 	$(PY) bench/bench_pki.py
+	$(PY) bench/bench_ocsp.py
 	$(PY) bench/bench_lab.py
 
 clean: $(STAMP)

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from report import publish
+
 ROOT = Path(__file__).resolve().parents[1]
 LAB = [sys.executable, "-m", "lab.cli"]
 TARGETS = {"warm up": 5.0, "verify": 10.0, "down": 2.0}
@@ -46,11 +48,7 @@ def main() -> int:
     for label, seconds, rc in rows:
         target = next((f"<= {t:g} s" for k, t in TARGETS.items() if label.startswith(k)), "")
         lines.append(f"| {label} | {seconds:.1f} | {rc} | {target} |")
-    text = "\n".join(lines) + "\n"
-    out = ROOT / "bench" / "results" / "lab.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
+    publish("lab", "\n".join(lines) + "\n")
     return 0
 
 

@@ -34,6 +34,7 @@ from cryptography.x509 import ocsp  # noqa: E402
 
 from pki import init_pki  # noqa: E402
 from safeqlab.ocspcheck import OcspChecker  # noqa: E402
+from report import publish  # noqa: E402
 
 # Seconds per check / requests per second; what the lab needs with room to spare.
 TARGETS = {"responder_rps": 200.0, "cold_ms": 50.0, "warm_ms": 1.0}
@@ -183,11 +184,7 @@ def main() -> int:
         "but makes no HTTP request.",
     ]
     report = "\n".join(lines) + "\n"
-    print(report)
-    out = Path(__file__).resolve().parent / "results" / "ocsp.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report)
-    print(f"written to {out}")
+    publish("ocsp", report)
     return 0
 
 

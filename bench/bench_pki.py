@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cryptography  # noqa: E402
 
 from pki import init_pki  # noqa: E402
+from report import publish  # noqa: E402
 
 TARGETS = {"ecdsa-p256": 0.3, "rsa-3072": 3.0}  # seconds per init
 
@@ -63,12 +64,7 @@ def main() -> int:
     lines.append("")
     lines.append("RSA key generation dominates the RSA time and varies from run to run (random prime search).")
     report = "\n".join(lines) + "\n"
-
-    print(report)
-    out = Path(__file__).resolve().parent / "results" / "pki.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(report)
-    print(f"written to {out}")
+    publish("pki", report)
     return 0
 
 

@@ -7,7 +7,7 @@ def test_unattended_file_has_the_four_settings(gateway, manifest):
     text = gateway.file("/pki/unattended-install.conf").content_string
     gw = next(e for e in manifest["entities"] if e["name"] == "gateway-host")
     ts = manifest["truststores"][0]
-    assert f'HCP_DEFAULT_KEYSTORE="/pki/gateway-host.pfx"' in text
+    assert 'HCP_DEFAULT_KEYSTORE="/pki/gateway-host.pfx"' in text
     assert f'HCP_DEFAULT_KEYSTORE_PASSWORD="{gw["pfx_password"]}"' in text
     assert 'HCP_DEFAULT_TRUSTSTORE="/pki/acme-ca.pfx"' in text
     assert f'HCP_DEFAULT_TRUSTSTORE_PASSWORD="{ts["password"]}"' in text

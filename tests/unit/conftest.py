@@ -20,6 +20,9 @@ from click.testing import CliRunner
 import pki
 from pki.cli import pki_group
 
+# The OCSP tests' fixtures (responder subprocess over a throwaway PKI).
+pytest_plugins = ["test_ocsp_support"]
+
 OPENSSL = shutil.which("openssl")
 KEYTOOL = shutil.which("keytool")
 

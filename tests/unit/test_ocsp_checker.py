@@ -17,7 +17,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID
 
 import pki
-from test_ocsp_support import fresh_ocsp_lab, free_port, load_certs, ocsp_lab, start_lab  # noqa: F401
+from test_ocsp_support import free_port, load_certs, start_lab
 
 from safeqlab.ocspcheck import NO_URL, OcspChecker  # noqa: E402  (path set by test_ocsp_support)
 

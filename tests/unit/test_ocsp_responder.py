@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 import pki
-from test_ocsp_support import BASE, RESPONDER, fresh_ocsp_lab, free_port, ocsp_lab, start_lab  # noqa: F401
+from test_ocsp_support import BASE, RESPONDER, free_port, start_lab
 
 OPENSSL = shutil.which("openssl")
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl is not on PATH")

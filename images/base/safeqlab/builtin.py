@@ -7,18 +7,16 @@ administrator trusts it (or with auto-trust).
 """
 from __future__ import annotations
 
-import datetime
 import logging
 import secrets
 import ssl
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .tlsinfo import fingerprint, key_pem, load_identity, pem
+from .tlsinfo import fingerprint, key_pem, load_identity, pem, self_signed
 
 # Alerts by which a primary says it does not know our certificate (yet).
 UNKNOWN_CERT_ALERTS = {"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN"}
@@ -29,24 +27,12 @@ class PinMismatch(Exception):
 
 
 def _make(name: str):
-    key = ec.generate_private_key(ec.SECP256R1())
     # A unique serialNumber in the subject: trust stores find anchors by subject, so two
     # built-in certificates of one host name (old and new) must not share one.
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
                          x509.NameAttribute(NameOID.SERIAL_NUMBER, secrets.token_hex(8)),
                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, "SAFEQ Cloud built-in")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
+    return self_signed(subject, name, 3650, (ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH))
 
 
 class BuiltinIdentity:

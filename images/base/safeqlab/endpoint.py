@@ -7,7 +7,6 @@ import logging
 import socket
 import ssl
 import threading
-import time
 from typing import Callable
 
 from cryptography import x509

@@ -23,7 +23,7 @@ from safeqlab import javastore, proto, util
 from safeqlab.tlsinfo import common_name, describe, fingerprint, java_reason, load_identity, pem, peer_chain
 
 from . import account, identity, paths
-from .registry import Registry, now_iso
+from .registry import Registry
 from .revocation import Revocation
 
 log = logging.getLogger("safeq-cloud-server")
