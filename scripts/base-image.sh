@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Provide the lab's Debian trixie OS image under one name, online or offline.
 #   BASE_SOURCE=auto (default): reuse the image if present; else tag a local
-#     debian:trixie-slim if one exists; else build it offline with debootstrap.
+#     debian:trixie-slim if one exists; else build it offline with debootstrap
+#     when that is installed; else pull debian:trixie-slim.
 #   BASE_SOURCE=pull: docker pull debian:trixie-slim (needs a registry).
 #   BASE_SOURCE=debootstrap: always build offline from the apt mirror.
 set -euo pipefail
@@ -31,14 +32,21 @@ from_debootstrap() {
   log "imported $NAME"
 }
 
+from_registry() {
+  log "pulling debian:trixie-slim (no debootstrap here; offline machines: apt-get install debootstrap)"
+  docker pull -q debian:trixie-slim >/dev/null || { log "cannot pull debian:trixie-slim: install debootstrap for the offline path"; exit 1; }
+  docker tag debian:trixie-slim "$NAME"
+  log "tagged debian:trixie-slim as $NAME"
+}
+
 case "$SOURCE" in
   auto)
     if docker image inspect "$NAME" >/dev/null 2>&1; then log "$NAME is present"; exit 0; fi
     if docker image inspect debian:trixie-slim >/dev/null 2>&1; then
       docker tag debian:trixie-slim "$NAME"; log "tagged debian:trixie-slim as $NAME"; exit 0
     fi
-    from_debootstrap ;;
-  pull) docker pull debian:trixie-slim && docker tag debian:trixie-slim "$NAME" ;;
+    if command -v debootstrap >/dev/null; then from_debootstrap; else from_registry; fi ;;
+  pull) from_registry ;;
   debootstrap) from_debootstrap ;;
   *) log "BASE_SOURCE must be auto, pull or debootstrap (got '$SOURCE')"; exit 2 ;;
 esac
