@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab-up lab-down verify test unit infra base-image docker bench clean help
+.PHONY: lab-up lab-down verify test unit infra base-image venv bench clean help
 
 help:
 	@echo "make lab-up     start the lab (PKI, images, primary setup, all healthy)"
@@ -12,7 +12,7 @@ help:
 	@echo "make verify     testinfra checks against the running lab"
 	@echo "make lab-down   stop the lab (PKI kept)"
 	@echo "make bench      PKI and lab timings -> bench/results/"
-	@echo "make clean      remove containers and images (PKI kept; safeq-lab clean --pki drops it)"
+	@echo "make clean      remove containers, images and the lab's volumes (PKI kept; safeq-lab clean --pki drops it)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

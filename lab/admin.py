@@ -13,7 +13,10 @@ def api(method: str, path: str, body=None):
     if proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).strip().splitlines()
         text = msg[-1] if msg else f"exit {proc.returncode}"
-        if "is not running" in text or "No such container" in text or "service \"primary\" is not running" in text:
+        if "No such container" in text or 'service "primary" is not running' in text:
             raise LabError("the primary is not running: start the lab with `safeq-lab up`")
         raise LabError(text.removeprefix("error: "))
-    return json.loads(proc.stdout)
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        raise LabError(f"the primary's admin API answered something that is not JSON: {proc.stdout[:200]!r}") from None

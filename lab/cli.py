@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import click
 from rich.console import Console
@@ -16,6 +16,7 @@ from rich.table import Table
 
 import pki
 from pki.cli import pki_group
+from pki.cli import reports_errors as pki_reports_errors
 
 from . import admin, docker, images, project, status, steps
 from .errors import LabError
@@ -25,14 +26,7 @@ out = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def reports_errors(func):
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except (LabError, pki.PKIError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-    return wrapper
+    return pki_reports_errors(func, LabError)
 
 
 def say(message: str) -> None:
@@ -75,7 +69,7 @@ def check_host_dirs(pki_dir: Path) -> None:
     """Docker would mount a missing folder as an empty one and the service would fail obscurely."""
     missing = [f"hosts/{d}/{f}" for d, f in MOUNTED_HOST_DIRS.items() if not (pki_dir / "hosts" / d / f).exists()]
     if missing:
-        raise LabError(f"the PKI in {pki_dir} lacks {', '.join(missing)} (made by an older version or by hand): "
+        raise LabError(f"the PKI in {pki_dir} lacks {', '.join(missing)}: "
                        "recreate it with `safeq-lab pki init --force`, or complete those folders")
 
 
@@ -234,7 +228,7 @@ def account_import_ca(files, as_json: bool) -> None:
 @reports_errors
 def account_remove_ca(ident: str, as_json: bool) -> None:
     """Remove a Trusted CA certificate by SHA-256 (or a prefix of 8+ hex digits) or CN."""
-    emit(admin.api("DELETE", f"/api/v1/trusted-cas/{ident}"), as_json,
+    emit(admin.api("DELETE", f"/api/v1/trusted-cas/{quote(ident, safe='')}"), as_json,
          lambda c: out.print(f"removed trusted CA {c['subject']}"))
 
 
@@ -276,7 +270,7 @@ def endpoints_list(as_json: bool) -> None:
 @reports_errors
 def endpoints_trust(ident: str, as_json: bool) -> None:
     """Trust endpoint ID (or its unique name)."""
-    emit(admin.api("POST", f"/api/v1/endpoints/{ident}/trust"), as_json, lambda ep: print_endpoints([ep]))
+    emit(admin.api("POST", f"/api/v1/endpoints/{quote(ident, safe='')}/trust"), as_json, lambda ep: print_endpoints([ep]))
 
 
 @endpoints.command("untrust")
@@ -285,7 +279,7 @@ def endpoints_trust(ident: str, as_json: bool) -> None:
 @reports_errors
 def endpoints_untrust(ident: str, as_json: bool) -> None:
     """Untrust endpoint ID (or its unique name); it is disconnected."""
-    emit(admin.api("POST", f"/api/v1/endpoints/{ident}/untrust"), as_json, lambda ep: print_endpoints([ep]))
+    emit(admin.api("POST", f"/api/v1/endpoints/{quote(ident, safe='')}/untrust"), as_json, lambda ep: print_endpoints([ep]))
 
 
 @main.command()

@@ -1,15 +1,10 @@
 """Images: the Debian trixie base (pulled or debootstrapped), then the role images compose.yaml names."""
 from __future__ import annotations
 
-import subprocess
 
 from . import docker, project
 
 BASE_IMAGE = "safeq-lab/base:latest"
-
-
-def image_exists(name: str) -> bool:
-    return subprocess.run(["docker", "image", "inspect", name], capture_output=True).returncode == 0
 
 
 def build_all(say) -> None:

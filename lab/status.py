@@ -72,12 +72,18 @@ def healthcheck_now(container: str) -> tuple[bool, str]:
 
     Docker's recorded health lags by up to interval x retries; right after the primary
     restarts, a gateway can still read "healthy" while it is reconnecting."""
-    test = json.loads(subprocess.run(["docker", "inspect", "-f", "{{json .Config.Healthcheck.Test}}", container],
-                                     capture_output=True, text=True).stdout or "null")
+    inspect = subprocess.run(["docker", "inspect", "-f", "{{json .Config.Healthcheck.Test}}", container],
+                             capture_output=True, text=True)
+    if inspect.returncode != 0:
+        return False, "container is gone"
+    test = json.loads(inspect.stdout or "null")
     if not test or test[0] not in ("CMD", "CMD-SHELL"):
         return True, "no healthcheck"
     argv = test[1:] if test[0] == "CMD" else ["sh", "-c", test[1]]
-    proc = subprocess.run(["docker", "exec", container, *argv], capture_output=True, text=True)
+    try:
+        proc = subprocess.run(["docker", "exec", container, *argv], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return False, "healthcheck did not answer within 30 s"
     return proc.returncode == 0, (proc.stdout or proc.stderr).strip()
 
 

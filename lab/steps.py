@@ -5,11 +5,14 @@ checks test the steps, and lets a training mode hand them to a trainee instead.
 """
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+
+from .errors import LabError
 
 CONF_DIR = "/opt/safeqcloud/conf"
 KEYTOOL = "/opt/safeqcloud/jre/bin/keytool"
@@ -28,7 +31,7 @@ def primary_entity(manifest: dict) -> dict:
     for ent in manifest["entities"]:
         if ent["role"] == "primary":
             return ent
-    raise ValueError("the PKI has no entity with role primary")
+    raise LabError("the PKI has no entity with role primary: add one with `safeq-lab pki issue NAME --role primary`")
 
 
 def primary_steps(manifest: dict, host_dir: Path) -> list[Step]:
@@ -37,14 +40,15 @@ def primary_steps(manifest: dict, host_dir: Path) -> list[Step]:
     root = x509.load_pem_x509_certificate((host_dir / "cacert.crt").read_bytes())
     root_sha = root.fingerprint(hashes.SHA256()).hex(":").upper()
     ca_files = " ".join(f"/pki/{p.name}" for p in sorted(host_dir.glob("*.cer")))
-    quoted_pw = ent["pfx_password"].replace("\\", "\\\\").replace('"', '\\"').replace("|", "\\|").replace("&", "\\&")
+    # sed's replacement treats \ & and the | delimiter specially; the shell gets the whole script quoted.
+    sed_pw = ent["pfx_password"].replace("\\", "\\\\").replace("|", "\\|").replace("&", "\\&")
+    set_file = f's|^\\([[:space:]]*default-keystore-file[[:space:]]*[=:]\\).*|\\1 "{pfx}"|'
+    set_password = f's|^\\([[:space:]]*default-keystore-password[[:space:]]*[=:]\\).*|\\1 "{sed_pw}"|'
     return [
         Step("Copy the PFX to /opt/safeqcloud/conf", f"cp /pki/{ent['name']}.pfx {pfx}"),
         Step("Make it readable (-rw-r--r--)", f"chmod 644 {pfx}"),
         Step("Set default-keystore-file and default-keystore-password in application.conf",
-             f"sed -i -e 's|^\\([[:space:]]*default-keystore-file[[:space:]]*[=:]\\).*|\\1 \"{pfx}\"|' "
-             f"-e 's|^\\([[:space:]]*default-keystore-password[[:space:]]*[=:]\\).*|\\1 \"{quoted_pw}\"|' "
-             f"{CONF_DIR}/application.conf"),
+             f"sed -i -e {shlex.quote(set_file)} -e {shlex.quote(set_password)} {CONF_DIR}/application.conf"),
         Step("Import the root CA into the Java cacerts (password changeit, answer yes)",
              f"{KEYTOOL} -importcert -file /pki/cacert.crt -keystore {CACERTS}",
              stdin="changeit\nyes\n",

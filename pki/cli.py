@@ -36,12 +36,13 @@ dir_option = click.option(
 )
 
 
-def _reports_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+def reports_errors(func: Callable[..., Any], *user_errors: type[Exception]) -> Callable[..., Any]:
+    """One `error:` line and exit 2 for a problem the user can fix; no traceback."""
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except PKIError as exc:
+        except (PKIError, *user_errors) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_ERROR)
         except OSError as exc:
@@ -86,7 +87,7 @@ def pki_group() -> None:
 @click.option("--crl-url", default=None, help="Base URL for CRL distribution points: <URL>/<issuer>.crl.")
 @click.option("--random-passwords", is_flag=True, help="Random PFX/truststore passwords instead of the documented ones.")
 @click.option("--legacy-pfx", is_flag=True, help="PBE-SHA1-3DES PFX files with SHA-1 MAC, for old JREs.")
-@_reports_errors
+@reports_errors
 def init_cmd(directory: Path, intermediates: int, key_type: str, force: bool, ocsp_url: str | None,
              no_ocsp_url: bool, **options: Any) -> None:
     """Create the CA hierarchy and the hosts primary-host, gateway-host, pcclient-host."""
@@ -108,7 +109,7 @@ def init_cmd(directory: Path, intermediates: int, key_type: str, force: bool, oc
 @click.option("--role", required=True, metavar="|".join(ROLES), help="What the host does.")
 @click.option("--san", "sans", multiple=True, help="Extra subjectAltName (DNS name or IP); repeatable.")
 @click.option("--password", default=None, help="PFX password (default: see `pki show`).")
-@_reports_errors
+@reports_errors
 def issue_cmd(name: str, directory: Path, role: str, sans: tuple[str, ...], password: str | None) -> None:
     """Issue a certificate for a new host NAME."""
     manifest = builder.issue(directory, name, role, sans, password)
@@ -120,7 +121,7 @@ def issue_cmd(name: str, directory: Path, role: str, sans: tuple[str, ...], pass
 @click.argument("name")
 @dir_option
 @click.option("--reason", default="unspecified", show_default=True, metavar="|".join(REASONS))
-@_reports_errors
+@reports_errors
 def revoke_cmd(name: str, directory: Path, reason: str) -> None:
     """Record the revocation of host NAME's current certificate."""
     manifest = builder.revoke(directory, name, reason)
@@ -131,7 +132,7 @@ def revoke_cmd(name: str, directory: Path, reason: str) -> None:
 @pki_group.command("reissue")
 @click.argument("name")
 @dir_option
-@_reports_errors
+@reports_errors
 def reissue_cmd(name: str, directory: Path) -> None:
     """Give host NAME a fresh key and certificate (same name, role, SANs, password)."""
     manifest = builder.reissue(directory, name)
@@ -143,7 +144,7 @@ def reissue_cmd(name: str, directory: Path) -> None:
 @pki_group.command("show")
 @dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON (same as manifest.json).")
-@_reports_errors
+@reports_errors
 def show_cmd(directory: Path, as_json: bool) -> None:
     """Show the CAs, hosts and truststores."""
     from .manifest import to_json

@@ -24,7 +24,7 @@ from_debootstrap() {
   ROOTFS=$(mktemp -d /tmp/safeq-rootfs.XXXXXX)
   trap 'rm -rf "$ROOTFS"' EXIT
   local dir=$ROOTFS
-  log "debootstrap --variant=minbase trixie from $url (about a minute)"
+  log "debootstrap --variant=minbase trixie from $url (under a minute)"
   debootstrap --variant=minbase trixie "$dir" "$url" >"$dir.log" 2>&1 || { log "debootstrap failed, see $dir.log"; exit 1; }
   rm -f "$dir.log"
   rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
@@ -33,7 +33,7 @@ from_debootstrap() {
 }
 
 from_registry() {
-  log "pulling debian:trixie-slim (no debootstrap here; offline machines: apt-get install debootstrap)"
+  log "pulling debian:trixie-slim (offline machines: BASE_SOURCE=debootstrap, as root with debootstrap installed)"
   docker pull -q debian:trixie-slim >/dev/null || { log "cannot pull debian:trixie-slim: install debootstrap for the offline path"; exit 1; }
   docker tag debian:trixie-slim "$NAME"
   log "tagged debian:trixie-slim as $NAME"
@@ -45,7 +45,8 @@ case "$SOURCE" in
     if docker image inspect debian:trixie-slim >/dev/null 2>&1; then
       docker tag debian:trixie-slim "$NAME"; log "tagged debian:trixie-slim as $NAME"; exit 0
     fi
-    if command -v debootstrap >/dev/null; then from_debootstrap; else from_registry; fi ;;
+    # debootstrap needs root; anyone else takes the online path.
+    if command -v debootstrap >/dev/null && [ "$(id -u)" = 0 ]; then from_debootstrap; else from_registry; fi ;;
   pull) from_registry ;;
   debootstrap) from_debootstrap ;;
   *) log "BASE_SOURCE must be auto, pull or debootstrap (got '$SOURCE')"; exit 2 ;;

@@ -16,8 +16,10 @@ if command -v docker >/dev/null 2>&1 && engine_up && have_compose_v2; then
   exit 0
 fi
 
-if [ "$(id -u)" != 0 ] || [ ! -r /etc/debian_version ]; then
-  command -v docker >/dev/null 2>&1 || die "no docker command: install Docker Engine (https://docs.docker.com/engine/install/) and re-run"
+# The install path is for Debian (12 or 13) only; elsewhere say what to install.
+distro=$(. /etc/os-release 2>/dev/null && echo "${ID:-}")
+if [ "$(id -u)" != 0 ] || [ "$distro" != debian ]; then
+  command -v docker >/dev/null 2>&1 || die "no docker command: install Docker Engine with the Compose v2 plugin (https://docs.docker.com/engine/install/) and re-run"
   engine_up || die "the Docker daemon is not running or not reachable: start it (e.g. 'sudo systemctl start docker') and check 'docker info'"
   have_compose_v2 || die "Compose v2 is missing ('docker compose version' fails; docker-compose v1 is not enough): install the docker-compose-plugin"
 fi

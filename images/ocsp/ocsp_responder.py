@@ -219,6 +219,7 @@ class Responder:
         """None when ready, else why not."""
         if self.error:
             return self.error
+        self.status.refresh()
         if not self.status.loaded:
             return self.status.error or "status not loaded"
         return None
@@ -249,6 +250,8 @@ class Responder:
             raise Malformed(f"nonce of {len(nonce)} octets (RFC 8954 allows 1 to 32)")
         if not 0 < serial < 1 << 159:
             raise Malformed(f"serial {serial:x} is no certificate serial number")
+        if not self.error:
+            self.status.refresh()  # a status file fixed after start is picked up
         if self.error or not self.status.loaded:
             return self.error_response(ocsp.OCSPResponseStatus.INTERNAL_ERROR), \
                 f"serial {serial:x}: internalError ({self.health()})", None

@@ -12,15 +12,12 @@ from typing import Callable
 from cryptography import x509
 
 from . import proto, util
+from .util import now_iso
 from .builtin import UNKNOWN_CERT_ALERTS, BuiltinIdentity, PinMismatch
 from .tlsinfo import describe, java_reason
 
 BACKOFF = (1, 2, 4, 8, 10)
 PENDING_RETRY = 2
-
-
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 class SetupError(Exception):
@@ -92,6 +89,9 @@ class Session:
                 delay = PENDING_RETRY  # waiting for an administrator: ask again soon
             except (OSError, proto.ProtocolError) as exc:
                 self.fail("disconnected", java_reason(exc, hostname=self.host))
+            except Exception as exc:  # noqa: BLE001 - a bad file or answer must not end reconnecting
+                self.log.exception("Unexpected error talking to %s:%d", self.host, self.port)
+                self.fail("error", f"{exc.__class__.__name__}: {exc}")
             if delay is None:
                 delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
                 attempt += 1
@@ -106,7 +106,7 @@ class Session:
                 proto.send(tls, self.builtin.register_message(self.role))
                 tls.settimeout(3 * proto.HEARTBEAT_SECONDS)
                 answer = proto.Reader(tls).read() or {}
-        if answer.get("type") != "registered":
+        if answer.get("type") != "registered" or "endpoint_id" not in answer:
             raise Refused(f"registration refused by the primary: {answer.get('reason')}")
         self.log.info("Registered the built-in certificate with the primary as endpoint %s (%s)", answer["endpoint_id"],
                       "trusted" if answer.get("trusted") else "not trusted yet: an administrator must trust it")

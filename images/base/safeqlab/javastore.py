@@ -52,6 +52,8 @@ def list_entries(path: str, password: str, storetype: str = "PKCS12", keytool: s
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     except FileNotFoundError:
         raise StoreError(f"keytool not found ({keytool})") from None
+    except subprocess.TimeoutExpired:
+        raise StoreError(f"keytool did not answer within 60 s for {path}") from None
     if proc.returncode != 0:
         text = (proc.stdout + proc.stderr).strip().splitlines()
         raise StoreError(text[-1] if text else f"keytool exited {proc.returncode}")

@@ -1,6 +1,6 @@
 """OCSP revocation checks of a certificate chain (RFC 6960), as the primary and gateway make them.
 
-The account's two OCSP settings (product notes): "enable OCSP revocation checks" (the
+The account's two OCSP settings: "enable OCSP revocation checks" (the
 caller decides whether to check at all) and "a custom OCSP URL if the provisioned
 certificates do not contain it" (``custom_url``: used only for a certificate whose AIA
 has no OCSP URL).
@@ -34,6 +34,7 @@ lab shows sooner than the responder's validity period.
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import os
 import socket
 import threading
@@ -121,7 +122,7 @@ def _network_detail(exc: BaseException) -> str:
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
         exc = exc.reason if isinstance(exc.reason, BaseException) else Exception(str(exc.reason))
-    if isinstance(exc, (socket.timeout, TimeoutError)):
+    if isinstance(exc, TimeoutError):
         return "Read timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "Connection refused"
@@ -248,7 +249,7 @@ class OcspChecker:
         try:
             with self._opener.open(request, timeout=self.timeout) as resp:
                 body = resp.read(MAX_RESPONSE_BYTES + 1)
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
             raise Unavailable(_network_detail(exc)) from None
         if len(body) > MAX_RESPONSE_BYTES:
             raise Unavailable(f"OCSP response larger than {MAX_RESPONSE_BYTES} bytes")

@@ -39,7 +39,13 @@ def main(argv=None) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     RUN.mkdir(parents=True, exist_ok=True)
     (RUN / f"{args.unit}.pid").write_text(str(os.getpid()))
-    state_file = RUN / f"{args.unit}.state"
+    state_path = RUN / f"{args.unit}.state"
+
+    def write_state(text: str) -> None:
+        # Replace, not rewrite: systemctl must never read a half-written file.
+        tmp = state_path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, state_path)
 
     flags = {"restart": False, "stop": False, "halt": False, "start": False}
 
@@ -60,19 +66,19 @@ def main(argv=None) -> int:
         nonlocal child, generation
         generation += 1
         child = subprocess.Popen(command, user=args.user, group=args.user, extra_groups=[] if args.user else None)
-        state_file.write_text(f"active {child.pid} {generation}\n")
+        write_state(f"active {child.pid} {generation}\n")
 
     start()
     while True:
         time.sleep(0.1)
         if flags["halt"]:
             stop_child(child)
-            state_file.write_text("inactive 0 0\n")
+            write_state("inactive 0 0\n")
             return 0
         if flags["stop"]:
             flags["stop"], wanted = False, False
             stop_child(child)
-            state_file.write_text(f"inactive 0 {generation}\n")
+            write_state(f"inactive 0 {generation}\n")
         if flags["restart"] or (flags["start"] and (child is None or child.poll() is not None)):
             flags["start"] = flags["restart"] = False
             wanted = True
@@ -81,8 +87,12 @@ def main(argv=None) -> int:
         elif wanted and child is not None and child.poll() is not None:
             # Restart=always, with a pause so a crash loop does not spin.
             print(f"supervise: {args.unit} exited with {child.returncode}; restarting in 1 s", file=sys.stderr, flush=True)
-            time.sleep(1)
-            start()
+            for _ in range(10):
+                time.sleep(0.1)
+                if flags["halt"]:
+                    break
+            else:
+                start()
         flags["start"] = False
 
 

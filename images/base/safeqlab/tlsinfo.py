@@ -14,7 +14,7 @@ from cryptography.x509.oid import NameOID
 PKIX = ("PKIX path building failed: sun.security.provider.certpath.SunCertPathBuilderException: "
         "unable to find valid certification path to requested target")
 
-# OpenSSL verify codes -> JSSE wording (product notes: the wording admins search for).
+# OpenSSL verify codes -> JSSE wording: the words admins search for.
 _VERIFY = {
     2: PKIX, 18: PKIX, 19: PKIX, 20: PKIX, 21: PKIX,
     10: "PKIX path validation failed: java.security.cert.CertPathValidatorException: validity check failed",
@@ -51,7 +51,7 @@ def java_reason(exc: BaseException, *, hostname: str | None = None, client_side:
         java = _ALERTS.get(reason)
         detail = reason.lower().replace("_", " ") if reason else str(exc)
         return f"{java} (openssl: {detail})" if java else f"TLS error (openssl: {detail})"
-    if isinstance(exc, (TimeoutError, ssl.SSLZeroReturnError)):
+    if isinstance(exc, TimeoutError):
         return "Read timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "Connection refused"

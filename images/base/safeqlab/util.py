@@ -1,6 +1,7 @@
 """Small helpers every stand-in service uses: logging, atomic state files, clean stop."""
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -9,6 +10,10 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+
+
+def now_iso() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def setup_logging(name: str, logfile: str | None = None) -> logging.Logger:

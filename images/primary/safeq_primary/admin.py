@@ -10,8 +10,10 @@ import json
 import re
 import subprocess
 import sys
+import http.client
 import urllib.error
 import urllib.request
+from urllib.parse import quote
 
 from cryptography import x509
 
@@ -39,15 +41,18 @@ def call(method: str, path: str, body=None):
         except ValueError:
             msg = exc.reason
         raise AdminError(msg) from None
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError):
         raise AdminError("the primary server is not running (its admin API does not answer): "
                          "check `systemctl status safeq-cloud-server`") from None
 
 
 def served_certificate(host: str) -> x509.Certificate | None:
     """What `openssl s_client -servername HOST -connect localhost:2560` shows: the doc's own check."""
-    proc = subprocess.run(["openssl", "s_client", "-servername", host, "-connect", f"localhost:{paths.PORT}"],
-                          input=b"", capture_output=True, timeout=10)
+    try:
+        proc = subprocess.run(["openssl", "s_client", "-servername", host, "-connect", f"localhost:{paths.PORT}"],
+                              input=b"", capture_output=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return None
     m = re.search(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", proc.stdout, re.S)
     return x509.load_pem_x509_certificate(m.group(0)) if m else None
 
@@ -137,7 +142,7 @@ def run(args) -> int:
             return 0
         if not args.id:
             raise AdminError(f"endpoints {args.action} needs an endpoint id (or a unique name)")
-        show([call("POST", f"/api/v1/endpoints/{args.id}/{args.action}")], args.json, endpoint_lines)
+        show([call("POST", f"/api/v1/endpoints/{quote(args.id, safe='')}/{args.action}")], args.json, endpoint_lines)
         return 0
     if args.cmd == "account":
         if args.action == "show":
@@ -168,7 +173,7 @@ def run(args) -> int:
     if args.action == "remove":
         if len(args.args) != 1:
             raise AdminError("trusted-ca remove takes one fingerprint (or CN)")
-        ca = call("DELETE", f"/api/v1/trusted-cas/{args.args[0]}")
+        ca = call("DELETE", f"/api/v1/trusted-cas/{quote(args.args[0], safe='')}")
         print(f"removed trusted CA {ca['subject']}")
         return 0
     if not args.args:

@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 from safeqlab.tlsinfo import describe
 
@@ -203,7 +204,8 @@ def make_handler(admin: Admin):
                 if m and verb == method:
                     try:
                         body = json.loads(raw) if raw else {}
-                        return self._reply(200, fn(admin, body, **m.groupdict()))
+                        params = {k: unquote(v) for k, v in m.groupdict().items()}
+                        return self._reply(200, fn(admin, body, **params))
                     except ValueError as exc:  # JSON errors and AccountError
                         msg = str(exc) if isinstance(exc, account.AccountError) else f"request body is not JSON: {exc}"
                         return self._reply(400, {"error": msg})

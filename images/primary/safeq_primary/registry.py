@@ -5,18 +5,14 @@ Persisted (a volume) so that built-in endpoint authorization survives restarts.
 """
 from __future__ import annotations
 
-import datetime
 import threading
 import time
 import uuid
 
 from safeqlab import util
+from safeqlab.util import now_iso
 
 from . import paths
-
-
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 class Registry:

@@ -140,11 +140,16 @@ class Server:
         return (policy, tuple(f.name for f in files))
 
     def context(self) -> ssl.SSLContext:
+        return self.context_for_policy()[0]
+
+    def context_for_policy(self) -> tuple[ssl.SSLContext, str]:
+        """The context and the policy it was built for: a session is judged by that policy,
+        not by one an admin switched to while its handshake ran."""
         policy = account.settings()["certificate_policy"]
         stamp = self._stamp(policy)
         with self._ctx_lock:
             if self._ctx is not None and stamp == self._ctx_stamp:
-                return self._ctx
+                return self._ctx, policy
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             if policy == "trusted-ca":
@@ -170,7 +175,7 @@ class Server:
             self._ctx, self._ctx_stamp = ctx, stamp
             self.status.update(state=state, policy=policy, serving=describe(chain[0]))
             util.write_json(paths.STATUS, self.status)
-            return ctx
+            return ctx, policy
 
     def identity(self, policy: str):
         """(key, chain, state): the PFX under the trusted-CA policy, the built-in certificate otherwise."""
@@ -185,11 +190,12 @@ class Server:
         if account.settings()["certificate_policy"] != "trusted-ca" or self.keystore_key is None:
             return
         check = self_check(self.keystore_key, self.keystore_chain, common_name(self.keystore_chain[0]))
-        self.status["self_check"] = check
         if not check["ok"]:
-            self.status["state"] = "degraded"
             log.warning("Self-check of the listener against the JRE cacerts failed: %s", check["reason"])
-        util.write_json(paths.STATUS, self.status)
+        with self._ctx_lock:
+            self.status["self_check"] = check
+            self.status["state"] = self.identity(account.settings()["certificate_policy"])[2]
+            util.write_json(paths.STATUS, self.status)
 
     @staticmethod
     def _remember_sni(sslsock, name, ctx):
@@ -206,6 +212,10 @@ class Server:
                 conn, addr = lsock.accept()
             except TimeoutError:
                 continue
+            except OSError as exc:  # e.g. out of file descriptors: keep listening
+                log.warning("accept failed: %s", exc)
+                time.sleep(0.1)
+                continue
             threading.Thread(target=self.handle, args=(conn, addr, stop), daemon=True).start()
         lsock.close()
 
@@ -214,14 +224,15 @@ class Server:
         conn.settimeout(HANDSHAKE_TIMEOUT)
         tls = None
         try:
-            tls = self.context().wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+            ctx, policy = self.context_for_policy()
+            tls = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
             tls.do_handshake()
         except (ssl.SSLError, OSError) as exc:
             self._refused_handshake(ip, exc)
             quiet_close(tls or conn)
             return
         try:
-            self.session(tls, ip, stop)
+            self.session(tls, ip, stop, policy)
         except (OSError, proto.ProtocolError) as exc:
             if not ipaddress.ip_address(ip).is_loopback:  # loopback: the self-check and healthcheck probes
                 log.info("Session from %s ended: %s", ip, java_reason(exc))
@@ -243,16 +254,15 @@ class Server:
                              decision="not-trusted", reason=reason, state="disconnected")
 
     # --- application protocol ------------------------------------------------------------------
-    def session(self, tls: ssl.SSLSocket, ip: str, stop: threading.Event) -> None:
+    def session(self, tls: ssl.SSLSocket, ip: str, stop: threading.Event, policy: str) -> None:
         reader = proto.Reader(tls)
         tls.settimeout(SESSION_TIMEOUT)
         msg = reader.read()
         if msg is None:
             return
-        policy = account.settings()["certificate_policy"]
         chain = peer_chain(tls)
         if msg["type"] == "register":
-            return self.register(tls, ip, msg, policy, bool(chain))
+            return self.register(tls, ip, msg, policy)
         role, name = msg.get("role"), msg.get("name")
         if msg["type"] != "hello" or role not in ("gateway", "client") or not isinstance(name, str):
             proto.send(tls, {"type": "refused", "reason": "first message must be a hello with role gateway|client and a name"})
@@ -266,7 +276,8 @@ class Server:
         info = describe(leaf)
         # What the endpoint sent plus what verification added: enough to re-judge it live.
         sent = [x509.load_der_x509_certificate(bytes(d)) for d in (getattr(tls, "get_unverified_chain", lambda: [])() or [])]
-        full_chain = chain + [c for c in sent if fingerprint(c) not in {fingerprint(v) for v in chain}]
+        verified = {fingerprint(c) for c in chain}
+        full_chain = chain + [c for c in sent if fingerprint(c) not in verified]
         base = dict(name=name, role=role, sni=getattr(tls, "sni_name", None), subject=info["subject"], issuer=info["issuer"],
                     chain=[describe(c)["subject"] for c in chain], tls=tls.version(), policy=policy,
                     kind="built-in" if policy == "built-in" else "corporate")
@@ -303,6 +314,10 @@ class Server:
         sess = Session(tls, ep["id"], policy, full_chain)
         with self.sessions_lock:
             self.sessions.add(sess)
+        # A change made while this session was being judged did not see it: look again.
+        if account.settings()["certificate_policy"] != policy or (
+                policy == "built-in" and not (self.registry.get(ep["id"]) or {}).get("trusted")):
+            sess.close("the account settings changed while it connected: judged again on reconnect")
         log.info("Accepted %s %s (%s, issuer %s, %s)", role, name, info["subject"], info["issuer"], base["tls"])
         proto.send(tls, {"type": "welcome", "decision": "accepted", "endpoint_id": ep["id"]})
         try:
@@ -326,7 +341,7 @@ class Server:
             else:
                 log.info("%s %s disconnected", role, name)
 
-    def register(self, tls: ssl.SSLSocket, ip: str, msg: dict, policy: str, has_cert: bool) -> None:
+    def register(self, tls: ssl.SSLSocket, ip: str, msg: dict, policy: str) -> None:
         """A built-in endpoint introduces its self-generated certificate."""
         if policy != "built-in":
             proto.send(tls, {"type": "refused", "reason": "registration is only used with the built-in certificate policy"})
@@ -359,8 +374,11 @@ class Server:
     def revocation_watch(self, stop: threading.Event, interval: float = 2.0) -> None:
         """Connected endpoints are checked again as their cached answers expire."""
         while not stop.wait(interval):
-            if self.revocation.checker() is not None:
-                self.reevaluate(recheck_revocation=True)
+            try:
+                if self.revocation.checker() is not None:
+                    self.reevaluate(recheck_revocation=True)
+            except Exception:  # noqa: BLE001 - the watch must outlive one bad answer
+                log.exception("Revocation re-check failed; trying again in %.0f s", interval)
 
     def reevaluate(self, *, removed_ca: str | None = None, untrusted_id: str | None = None,
                    recheck_revocation: bool = False) -> int:
