@@ -306,14 +306,16 @@ def status_cmd(as_json: bool) -> None:
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--quick", is_flag=True, help="Only the checks that leave the lab as it is (no scenarios).")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @reports_errors
-def verify(pytest_args) -> None:
-    """Run the testinfra checks against the running lab."""
+def verify(quick: bool, pytest_args) -> None:
+    """Run the testinfra checks against the running lab (scenarios change it and put it back)."""
     docker.preflight()
     named = any(not a.startswith("-") and (project.root() / a.split("::")[0]).exists() for a in pytest_args)
     default = [] if named else [str(project.root() / "tests" / "infra")]
-    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *default, *pytest_args]
+    select = ["-m", "not scenario"] if quick else []
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *default, *select, *pytest_args]
     sys.exit(subprocess.run(argv, cwd=project.root()).returncode)
 
 

@@ -10,7 +10,7 @@ from typing import Sequence
 from . import project
 from .errors import LabError
 
-SETUP_HINT = "on Debian/Ubuntu run: sudo scripts/ensure-docker.sh"
+SETUP_HINT = "on Debian run: sudo scripts/ensure-docker.sh"
 
 
 def preflight() -> None:

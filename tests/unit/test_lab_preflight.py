@@ -46,4 +46,4 @@ def test_cli_prints_one_line_and_exits_2(monkeypatch):
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         "error: the docker command is not installed: install Docker Engine with Compose v2 "
-        "(on Debian/Ubuntu run: sudo scripts/ensure-docker.sh)"]
+        "(on Debian run: sudo scripts/ensure-docker.sh)"]

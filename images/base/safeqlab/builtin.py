@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .tlsinfo import fingerprint, key_pem, load_identity, pem, self_signed
+from .tlsinfo import fingerprint, load_identity, pem, self_signed, write_key
 
 # Alerts by which a primary says it does not know our certificate (yet).
 UNKNOWN_CERT_ALERTS = {"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN"}
@@ -45,8 +45,7 @@ class BuiltinIdentity:
             self.cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
         else:
             self.key, self.cert = _make(name)
-            key_file.touch(mode=0o600)
-            key_file.write_bytes(key_pem(self.key))
+            write_key(key_file, self.key)
             cert_file.write_text(pem([self.cert]))
             log.info("Generated built-in certificate %s (sha256 %s)", self.cert.subject.rfc4514_string(), fingerprint(self.cert))
         self.pin_file = self.folder / "primary.sha256"

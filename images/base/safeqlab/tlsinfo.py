@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import ssl
 import tempfile
 from pathlib import Path
@@ -115,13 +116,20 @@ def self_signed_localhost():
     return key, [cert]
 
 
+def write_key(path: Path, key) -> None:
+    """A private key file readable by its owner only, whatever was there before."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(key_pem(key))
+
+
 def load_identity(ctx: ssl.SSLContext, key, chain, workdir: str) -> None:
     """ssl wants files; write them 0600 to a private temp dir and remove them at once."""
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         cert_file, key_file = Path(tmp, "chain.pem"), Path(tmp, "key.pem")
         cert_file.write_text(pem(chain))
-        key_file.touch(mode=0o600)
-        key_file.write_bytes(key_pem(key))
+        write_key(key_file, key)
         ctx.load_cert_chain(cert_file, key_file)
 
 

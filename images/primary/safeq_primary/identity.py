@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from safeqlab import javastore
-from safeqlab.tlsinfo import describe, key_pem, pem, self_signed_localhost
+from safeqlab.tlsinfo import describe, pem, self_signed_localhost, write_key
 
 from . import hocon, paths
 
@@ -26,8 +26,7 @@ def builtin_identity():
     except (OSError, ValueError):
         key, chain = self_signed_localhost()
         paths.BUILTIN.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key_file.touch(mode=0o600)
-        key_file.write_bytes(key_pem(key))
+        write_key(key_file, key)
         cert_file.write_text(pem(chain))
         return key, chain
 
