@@ -33,6 +33,18 @@ from .ocsp import signer_key_file
 _FIX = "restore the PKI directory from a backup or re-create it with `safeq-lab pki init --force`"
 
 
+def _check_key(key_path: Path, cert, what: str):
+    """The private key of ``cert``, read from its file; anything else is tampering."""
+    try:
+        key_pem = key_path.read_bytes()
+    except OSError as exc:
+        raise tampered(f"cannot read the key of {what} ({exc.strerror}: {key_path})") from None
+    key = load_key_pem(key_pem, str(key_path))
+    if not same_public_key(key.public_key(), cert.public_key()):
+        raise tampered(f"{key_path} is not the key of {what}")
+    return key
+
+
 def tampered(why: str) -> PKIError:
     return PKIError(f"the PKI is inconsistent: {why}; {_FIX}")
 
@@ -68,14 +80,7 @@ def check_cas(db: CADatabase, root: Path) -> list[CertificateAuthority]:
             raise tampered(f"the certificate of CA {rec['name']} does not verify under its issuer")
         if serial_hex(cert.serial_number) != rec["serial"]:
             raise tampered(f"CA {rec['name']}: recorded serial does not match its certificate")
-        key_path = root / rec["key_file"]
-        try:
-            key_pem = key_path.read_bytes()
-        except OSError as exc:
-            raise tampered(f"cannot read the key of CA {rec['name']} ({exc.strerror}: {key_path})") from None
-        key = load_key_pem(key_pem, str(key_path))
-        if not same_public_key(key.public_key(), cert.public_key()):
-            raise tampered(f"{key_path} is not the key of CA {rec['name']}")
+        key = _check_key(root / rec["key_file"], cert, f"CA {rec['name']}")
         der = cert.public_bytes(serialization.Encoding.DER)
         pem = cert.public_bytes(serialization.Encoding.PEM)
         for suffix, data in ((".cer", der), (".der", der), (".crt", pem)):
@@ -127,13 +132,7 @@ def check_signers(db: CADatabase, root: Path, cas: list[CertificateAuthority]) -
             raise tampered(f"{what} was not signed by {ca.name}")
         if rec["key_file"] != signer_key_file(ca.name):
             raise tampered(f"{what} records an unexpected key file {rec['key_file']!r}")
-        key_path = root / rec["key_file"]
-        try:
-            key_pem = key_path.read_bytes()
-        except OSError as exc:
-            raise tampered(f"cannot read the key of {what} ({exc.strerror}: {key_path})") from None
-        if not same_public_key(load_key_pem(key_pem, str(key_path)).public_key(), cert.public_key()):
-            raise tampered(f"{key_path} is not the key of {what}")
+        _check_key(root / rec["key_file"], cert, what)
 
 
 def _same_file(path: Path, expected: bytes, hint: str | None = None) -> None:
