@@ -13,6 +13,7 @@ import pytest
 
 import pki
 from pki.database import canonical_digest
+from x509text import extension, is_critical
 
 ROLES_BY_DEPTH = {0: ["Acme-CA-Root"], 1: ["Acme-CA-Root", "Acme-CA-Intermediate"],
                   2: ["Acme-CA-Root", "Acme-CA-Intermediate-1", "Acme-CA-Intermediate-2"]}
@@ -24,16 +25,6 @@ def _signer(root: Path, ca: str) -> Path:
 
 def _text(pki_tools, path: Path) -> str:
     return pki_tools.openssl("x509", "-noout", "-text", "-in", str(path)).stdout.decode()
-
-
-def _ext(text: str, title: str) -> str:
-    m = re.search(rf"^ +{re.escape(title)}:(?: critical)? ?\n((?: {{16,}}.*\n)*)", text, re.M)
-    assert m, f"no {title} in\n{text}"
-    return " ".join(line.strip() for line in m.group(1).splitlines())
-
-
-def _critical(text: str, title: str) -> bool:
-    return re.search(rf"^ +{re.escape(title)}: critical$", text, re.M) is not None
 
 
 def _status(root: Path) -> dict:
@@ -55,12 +46,12 @@ def test_signer_profile(pki_tools, pki_by_depth, depth):
         text = _text(pki_tools, _signer(root, ca))
         assert f"Subject: O = Acme, CN = {ca} OCSP Signer" in text
         assert f"Issuer: O = Acme, CN = {ca}\n" in text
-        assert _ext(text, "X509v3 Basic Constraints") == "CA:FALSE"
-        assert _critical(text, "X509v3 Basic Constraints")
-        assert _ext(text, "X509v3 Key Usage") == "Digital Signature"
-        assert _critical(text, "X509v3 Key Usage")
-        assert _ext(text, "X509v3 Extended Key Usage") == "OCSP Signing"
-        assert not _critical(text, "X509v3 Extended Key Usage")
+        assert extension(text, "X509v3 Basic Constraints") == "CA:FALSE"
+        assert is_critical(text, "X509v3 Basic Constraints")
+        assert extension(text, "X509v3 Key Usage") == "Digital Signature"
+        assert is_critical(text, "X509v3 Key Usage")
+        assert extension(text, "X509v3 Extended Key Usage") == "OCSP Signing"
+        assert not is_critical(text, "X509v3 Extended Key Usage")
         assert re.search(r"^ +OCSP No Check: ?$", text, re.M), text  # present, not critical
         assert "X509v3 Subject Key Identifier" in text and "X509v3 Authority Key Identifier" in text
         assert "Authority Information Access" not in text
@@ -74,7 +65,7 @@ def test_signer_profile(pki_tools, pki_by_depth, depth):
 def test_rsa_signer_has_the_pki_key_type(pki_tools, rsa_pki):
     text = _text(pki_tools, _signer(Path(rsa_pki["dir"]), "Acme-CA-Intermediate"))
     assert "Public-Key: (2048 bit)" in text
-    assert _ext(text, "X509v3 Key Usage") == "Digital Signature"  # no key encipherment: it only signs
+    assert extension(text, "X509v3 Key Usage") == "Digital Signature"  # no key encipherment: it only signs
 
 
 @pytest.mark.parametrize("depth", [0, 2])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import pki
+from x509text import extension, is_critical
 
 
 def _text(pki_tools, path: Path | str) -> str:
@@ -16,17 +17,6 @@ def _text(pki_tools, path: Path | str) -> str:
 
 def _leaf(manifest: dict, name: str) -> Path:
     return Path(manifest["dir"]) / "entities" / name / f"{name}.crt"
-
-
-def _ext(text: str, title: str) -> str:
-    """The value lines of one extension (the lines after its title, until the next title)."""
-    m = re.search(rf"^ +{re.escape(title)}:(?: critical)? ?\n((?: {{16,}}.*\n)+)", text, re.M)
-    assert m, f"no {title} in\n{text}"
-    return " ".join(line.strip() for line in m.group(1).splitlines())
-
-
-def _is_critical(text: str, title: str) -> bool:
-    return re.search(rf"^ +{re.escape(title)}: critical$", text, re.M) is not None
 
 
 EKU = {
@@ -39,13 +29,13 @@ EKU = {
 def test_entity_extensions_by_role(pki_tools, default_pki):
     for ent in default_pki["entities"]:
         text = _text(pki_tools, _leaf(default_pki, ent["name"]))
-        assert _ext(text, "X509v3 Basic Constraints") == "CA:FALSE"
-        assert _is_critical(text, "X509v3 Basic Constraints")
-        assert _ext(text, "X509v3 Key Usage") == "Digital Signature"
-        assert _is_critical(text, "X509v3 Key Usage")
-        assert _ext(text, "X509v3 Extended Key Usage") == EKU[ent["role"]]
-        assert _ext(text, "X509v3 Subject Alternative Name") == f"DNS:{ent['name']}"
-        assert _ext(text, "Authority Information Access") == "OCSP - URI:http://ocsp-host:8080"
+        assert extension(text, "X509v3 Basic Constraints") == "CA:FALSE"
+        assert is_critical(text, "X509v3 Basic Constraints")
+        assert extension(text, "X509v3 Key Usage") == "Digital Signature"
+        assert is_critical(text, "X509v3 Key Usage")
+        assert extension(text, "X509v3 Extended Key Usage") == EKU[ent["role"]]
+        assert extension(text, "X509v3 Subject Alternative Name") == f"DNS:{ent['name']}"
+        assert extension(text, "Authority Information Access") == "OCSP - URI:http://ocsp-host:8080"
         assert "X509v3 CRL Distribution Points" not in text
         assert "X509v3 Subject Key Identifier" in text and "X509v3 Authority Key Identifier" in text
         assert f"Subject: O = Acme, CN = {ent['name']}" in text
@@ -56,7 +46,7 @@ def test_entity_extensions_by_role(pki_tools, default_pki):
 def test_rsa_entities_add_key_encipherment(pki_tools, rsa_pki):
     for ent in rsa_pki["entities"]:
         text = _text(pki_tools, _leaf(rsa_pki, ent["name"]))
-        assert _ext(text, "X509v3 Key Usage") == "Digital Signature, Key Encipherment"
+        assert extension(text, "X509v3 Key Usage") == "Digital Signature, Key Encipherment"
         assert "Signature Algorithm: sha256WithRSAEncryption" in text
         assert "Public-Key: (2048 bit)" in text
 
@@ -70,10 +60,10 @@ def test_p384_is_signed_with_sha384(pki_tools, p384_pki):
 
 def test_root_profile(pki_tools, default_pki):
     text = _text(pki_tools, default_pki["cas"][0]["pem_path"])
-    assert _ext(text, "X509v3 Basic Constraints") == "CA:TRUE"
-    assert _is_critical(text, "X509v3 Basic Constraints")
-    assert _ext(text, "X509v3 Key Usage") == "Certificate Sign, CRL Sign"
-    assert _is_critical(text, "X509v3 Key Usage")
+    assert extension(text, "X509v3 Basic Constraints") == "CA:TRUE"
+    assert is_critical(text, "X509v3 Basic Constraints")
+    assert extension(text, "X509v3 Key Usage") == "Certificate Sign, CRL Sign"
+    assert is_critical(text, "X509v3 Key Usage")
     assert "X509v3 Subject Key Identifier" in text
     assert "Authority Information Access" not in text
     assert "Issuer: O = Acme, CN = Acme-CA-Root" in text and "Subject: O = Acme, CN = Acme-CA-Root" in text
@@ -89,9 +79,9 @@ def test_intermediate_path_lengths_count_down_to_zero(pki_tools, pki_by_depth, d
         assert [ca["name"] for ca in inters] == ["Acme-CA-Intermediate-1", "Acme-CA-Intermediate-2"]
     for i, ca in enumerate(inters):
         text = _text(pki_tools, ca["pem_path"])
-        assert _ext(text, "X509v3 Basic Constraints") == f"CA:TRUE, pathlen:{depth - 1 - i}"
-        assert _ext(text, "X509v3 Key Usage") == "Digital Signature, Certificate Sign, CRL Sign"
-        assert _ext(text, "Authority Information Access") == "OCSP - URI:http://ocsp-host:8080"
+        assert extension(text, "X509v3 Basic Constraints") == f"CA:TRUE, pathlen:{depth - 1 - i}"
+        assert extension(text, "X509v3 Key Usage") == "Digital Signature, Certificate Sign, CRL Sign"
+        assert extension(text, "Authority Information Access") == "OCSP - URI:http://ocsp-host:8080"
         assert "X509v3 Authority Key Identifier" in text
 
 
@@ -103,14 +93,14 @@ def test_root_issues_entities_without_intermediates(pki_tools, pki_by_depth):
 
 def test_urls_and_extra_sans(pki_tools, fqdn_pki):
     text = _text(pki_tools, _leaf(fqdn_pki, "gw2.acme.example"))
-    assert _ext(text, "X509v3 Subject Alternative Name") == (
+    assert extension(text, "X509v3 Subject Alternative Name") == (
         "DNS:gw2.acme.example, IP Address:10.0.0.5, IP Address:FD00:0:0:0:0:0:0:5, DNS:gw2-alt.acme.example"
     )
-    assert _ext(text, "Authority Information Access") == (
+    assert extension(text, "Authority Information Access") == (
         "OCSP - URI:http://ocsp.acme.example:8080 "
         "CA Issuers - URI:http://pki.acme.example/ca/Acme-CA-Intermediate-2.cer"
     )
-    assert _ext(text, "X509v3 CRL Distribution Points") == (
+    assert extension(text, "X509v3 CRL Distribution Points") == (
         "Full Name: URI:http://pki.acme.example/crl/Acme-CA-Intermediate-2.crl"
     )
     inter1 = _text(pki_tools, fqdn_pki["cas"][1]["pem_path"])
