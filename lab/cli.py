@@ -125,8 +125,8 @@ def up(policy: str, build: bool, timeout: int) -> None:
     # Not `--wait`: a gateway reconnecting after the primary's restart may read unhealthy for a
     # moment; the services' own healthchecks, run now, are the verdict.
     docker.compose("up", "-d", "--no-build")
-    failing = status.wait_converged(timeout)
-    result = status.collect()
+    failing, health_now = status.wait_converged(timeout)
+    result = status.collect(health_now)
     print_summary(result)
     if failing:
         detail = "; ".join(f"{svc}: {why}" for svc, why in failing.items())

@@ -22,7 +22,8 @@ def _json_from(service: str, command: str):
         return None
 
 
-def collect() -> dict:
+def collect(health_now: dict[str, bool] | None = None) -> dict:
+    """``health_now``: container -> passed, when the healthchecks were just run (by wait_converged)."""
     services = []
     running = set()
     for row in docker.ps():
@@ -31,7 +32,7 @@ def collect() -> dict:
         health = row.get("Health") or None
         if state == "running":
             running.add(name)
-            ok, _ = healthcheck_now(row.get("Name"))
+            ok = health_now[row["Name"]] if health_now and row["Name"] in health_now else healthcheck_now(row["Name"])[0]
             health = "healthy" if ok else "unhealthy"
         services.append({"name": name, "container": row.get("Name"), "host": SERVICES.get(name),
                          "state": state, "health": health})
@@ -87,15 +88,18 @@ def healthcheck_now(container: str) -> tuple[bool, str]:
     return proc.returncode == 0, (proc.stdout or proc.stderr).strip()
 
 
-def wait_converged(timeout: float) -> dict[str, str]:
-    """Until every running service passes its healthcheck at once; returns what still fails."""
+def wait_converged(timeout: float) -> tuple[dict[str, str], dict[str, bool]]:
+    """Until every running service passes its healthcheck at once.
+
+    Returns what still fails (service -> why) and the last result per container, for collect()."""
     deadline = time.monotonic() + timeout
     while True:
-        failing = {}
+        failing, results = {}, {}
         for row in docker.ps():
             ok, why = healthcheck_now(row["Name"])
+            results[row["Name"]] = ok
             if not ok or row.get("State") != "running":
                 failing[row["Service"]] = why or row.get("State")
         if not failing or time.monotonic() > deadline:
-            return failing
+            return failing, results
         time.sleep(0.5)
