@@ -24,17 +24,15 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "images" / "base"))
 
-import cryptography  # noqa: E402
-from cryptography import x509  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.x509 import ocsp  # noqa: E402
+import cryptography
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
 
-from pki import init_pki  # noqa: E402
-from safeqlab.ocspcheck import OcspChecker  # noqa: E402
-from report import publish  # noqa: E402
+from pki import init_pki
+from safeqlab.ocspcheck import OcspChecker
+from report import publish
 
 # Seconds per check / requests per second; what the lab needs with room to spare.
 TARGETS = {"responder_rps": 200.0, "cold_ms": 50.0, "warm_ms": 1.0}
@@ -47,8 +45,7 @@ def free_port() -> int:
 
 
 def start_responder(ocsp_dir: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "OCSP_DIR": str(ocsp_dir), "OCSP_PORT": str(port), "OCSP_BIND": "127.0.0.1",
-           "PYTHONPATH": str(REPO / "images" / "base")}
+    env = {**os.environ, "OCSP_DIR": str(ocsp_dir), "OCSP_PORT": str(port), "OCSP_BIND": "127.0.0.1"}
     proc = subprocess.Popen([sys.executable, str(REPO / "images" / "ocsp" / "ocsp_responder.py"), "run"],
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 15

@@ -15,12 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import cryptography  # noqa: E402
+import cryptography
 
-from pki import init_pki  # noqa: E402
-from report import publish  # noqa: E402
+from pki import init_pki
+from report import publish
 
 TARGETS = {"ecdsa-p256": 0.3, "rsa-3072": 3.0}  # seconds per init
 

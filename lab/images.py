@@ -12,6 +12,7 @@ def build_all(say) -> None:
     say("base OS image (scripts/base-image.sh)")
     docker.run(["bash", str(root / "scripts" / "base-image.sh")])
     say(f"{BASE_IMAGE} (images/base)")
-    docker.run(["docker", "build", "-q", "-t", BASE_IMAGE, str(root / "images" / "base")])
+    docker.run(["docker", "build", "-q", "-t", BASE_IMAGE, "--build-context", f"certkit={root / 'certkit'}",
+                str(root / "images" / "base")])
     say("role images (docker compose build)")
     docker.compose("build", "--quiet")

@@ -21,13 +21,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
+
+from certkit.certs import same_public_key
+from certkit.chain import issued_by
 
 from .authority import CertificateAuthority
 from .database import REASONS, CADatabase, serial_hex
 from .errors import PKIError
-from .keys import load_key_pem, same_public_key
+from .keys import load_key_pem
 from .ocsp import signer_key_file
 
 _FIX = "restore the PKI directory from a backup or re-create it with `safeq-lab pki init --force`"
@@ -56,14 +58,6 @@ def parse_cert(pem: str, what: str) -> x509.Certificate:
         raise tampered(f"{what} is not a readable PEM certificate") from None
 
 
-def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
 def check_cas(db: CADatabase, root: Path) -> list[CertificateAuthority]:
     """Return the CAs, root first, with their keys loaded."""
     expected = db.settings.ca_names
@@ -76,7 +70,7 @@ def check_cas(db: CADatabase, root: Path) -> list[CertificateAuthority]:
         parent = out[-1] if out else None
         if rec["issuer"] != (parent.name if parent else None):
             raise tampered(f"CA {rec['name']} records the wrong issuer")
-        if not _signed_by(cert, parent.cert if parent else cert):
+        if not issued_by(cert, parent.cert if parent else cert):
             raise tampered(f"the certificate of CA {rec['name']} does not verify under its issuer")
         if serial_hex(cert.serial_number) != rec["serial"]:
             raise tampered(f"CA {rec['name']}: recorded serial does not match its certificate")
@@ -103,7 +97,7 @@ def check_entities(db: CADatabase, root: Path, cas: list[CertificateAuthority], 
             cert = parse_cert(pem, f"the {what} of entity {ent['name']}")
             if serial_hex(cert.serial_number) != serial:
                 raise tampered(f"entity {ent['name']}: recorded serial {serial} does not match its {what}")
-            if not _signed_by(cert, issuer.cert):
+            if not issued_by(cert, issuer.cert):
                 raise tampered(f"the {what} of entity {ent['name']} was not signed by {issuer.name}")
         if ent["name"] != skip:
             path = root / "entities" / ent["name"] / f"{ent['name']}.crt"
@@ -128,7 +122,7 @@ def check_signers(db: CADatabase, root: Path, cas: list[CertificateAuthority]) -
         cert = parse_cert(rec["cert_pem"], what)
         if serial_hex(cert.serial_number) != rec["serial"]:
             raise tampered(f"{what}: recorded serial {rec['serial']} does not match its certificate")
-        if not _signed_by(cert, ca.cert):
+        if not issued_by(cert, ca.cert):
             raise tampered(f"{what} was not signed by {ca.name}")
         if rec["key_file"] != signer_key_file(ca.name):
             raise tampered(f"{what} records an unexpected key file {rec['key_file']!r}")

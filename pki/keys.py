@@ -77,8 +77,3 @@ def load_key_pem(data: bytes, where: str) -> PrivateKey:
     if not isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
         raise PKIError(f"{where} holds an unsupported key type")
     return key
-
-
-def same_public_key(a: PublicKey, b: PublicKey) -> bool:
-    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return a.public_bytes(*fmt) == b.public_bytes(*fmt)

@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.x509 import ocsp
 
+from certkit.certs import same_public_key
 from safeqlab import util
 
 MAX_BODY = 64 * 1024
@@ -62,11 +63,6 @@ def _signature_hash(key):
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
         return hashes.SHA384()
     return hashes.SHA256()
-
-
-def _same_key(a, b) -> bool:
-    fmt = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return a.public_bytes(*fmt) == b.public_bytes(*fmt)
 
 
 class Issuer:
@@ -142,7 +138,7 @@ def load_issuers(directory: Path) -> tuple[list[Issuer], Path]:
             raise ConfigError(f"cannot read {directory / key_file}: {exc.strerror}") from None
         except (ValueError, TypeError, UnsupportedAlgorithm):
             raise ConfigError(f"{directory / key_file} is not an unencrypted PEM private key") from None
-        if not _same_key(key.public_key(), signer.public_key()):
+        if not same_public_key(key.public_key(), signer.public_key()):
             raise ConfigError(f"{directory / key_file} is not the key of {directory / signer_file}")
         try:
             signer.verify_directly_issued_by(cert)

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import testinfra
 
+from certkit.certs import fingerprint, load_cert_file
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "safeq-lab"
 
@@ -113,8 +115,4 @@ def endpoint(primary, name: str) -> dict | None:
 
 def sha256_of(path) -> str:
     """Fingerprint of a PEM or DER certificate file, as the primary records it."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    data = Path(path).read_bytes()
-    cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
-    return cert.fingerprint(hashes.SHA256()).hex(":").upper()
+    return fingerprint(load_cert_file(path))

@@ -8,8 +8,7 @@ import pytest
 import pki
 from lab import steps
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "images" / "primary"))
-from safeq_primary import hocon  # noqa: E402
+from safeq_primary import hocon
 
 CONF = (Path(__file__).resolve().parents[2] / "images" / "primary" / "application.conf").read_text()
 

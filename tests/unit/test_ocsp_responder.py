@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 import pki
-from test_ocsp_support import BASE, RESPONDER, free_port, start_lab
+from test_ocsp_support import RESPONDER, free_port, start_lab
 
 OPENSSL = shutil.which("openssl")
 pytestmark = pytest.mark.skipif(OPENSSL is None, reason="openssl is not on PATH")
@@ -254,7 +254,7 @@ def test_broken_status_file_keeps_the_last_good_copy(fresh_ocsp_lab):
 
 # -- health and stop ------------------------------------------------------------------------------
 def _health(lab) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OCSP_DIR": str(lab.ocsp_dir), "OCSP_PORT": str(lab.responder.port), "PYTHONPATH": str(BASE)}
+    env = {**os.environ, "OCSP_DIR": str(lab.ocsp_dir), "OCSP_PORT": str(lab.responder.port)}
     return subprocess.run([os.environ.get("OCSP_TEST_PYTHON", sys.executable), str(RESPONDER), "health"],
                           capture_output=True, env=env, timeout=30)
 
@@ -283,8 +283,7 @@ def test_unusable_folder_is_reported(tmp_path, default_pki, damage):
         (folder / "status.json").unlink()
         why = f"error: cannot read {folder / 'status.json'}"
     port = free_port()
-    env = {**os.environ, "OCSP_DIR": str(folder), "OCSP_PORT": str(port), "OCSP_BIND": "127.0.0.1",
-           "PYTHONPATH": str(BASE)}
+    env = {**os.environ, "OCSP_DIR": str(folder), "OCSP_PORT": str(port), "OCSP_BIND": "127.0.0.1"}
     proc = subprocess.Popen([os.environ.get("OCSP_TEST_PYTHON", sys.executable), str(RESPONDER), "run"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     try:

@@ -1,9 +1,9 @@
 """Shared helpers of the OCSP tests (no tests here): a PKI whose AIA points at a responder
 started as a subprocess on 127.0.0.1, and the certificate files the tools need.
 
-The responder runs as ``python images/ocsp/ocsp_responder.py run`` with
-``PYTHONPATH=images/base``, as in its container; ``OCSP_TEST_PYTHON`` picks another
-interpreter (e.g. one with the container's cryptography 43).
+The responder runs as ``python images/ocsp/ocsp_responder.py run``, as in its container,
+with the installed safeqlab and certkit packages; ``OCSP_TEST_PYTHON`` picks another
+interpreter that has them.
 """
 from __future__ import annotations
 
@@ -21,12 +21,10 @@ import pytest
 from cryptography import x509
 
 import pki
+from certkit import certs
 
 REPO = Path(__file__).resolve().parents[2]
 RESPONDER = REPO / "images" / "ocsp" / "ocsp_responder.py"
-BASE = REPO / "images" / "base"
-if str(BASE) not in sys.path:
-    sys.path.insert(0, str(BASE))  # safeqlab, as installed in the images
 
 
 def free_port() -> int:
@@ -36,7 +34,7 @@ def free_port() -> int:
 
 
 def load_certs(path: Path | str) -> list[x509.Certificate]:
-    return x509.load_pem_x509_certificates(Path(path).read_bytes())
+    return certs.load_certs(Path(path).read_bytes(), str(path))
 
 
 class Responder:
@@ -45,7 +43,7 @@ class Responder:
     def __init__(self, ocsp_dir: Path, port: int, log: Path, **env: str):
         self.port, self.log, self.url = port, log, f"http://127.0.0.1:{port}"
         environ = {**os.environ, "OCSP_DIR": str(ocsp_dir), "OCSP_PORT": str(port), "OCSP_BIND": "127.0.0.1",
-                   "PYTHONPATH": str(BASE), **env}
+                   **env}
         environ.pop("OCSP_LOG", None)
         self.out = open(log, "ab")
         python = os.environ.get("OCSP_TEST_PYTHON", sys.executable)

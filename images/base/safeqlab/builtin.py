@@ -16,7 +16,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from .tlsinfo import fingerprint, load_identity, pem, self_signed, write_key
+from certkit.certs import fingerprint, pem, write_key
+from certkit.tls import load_identity
+from certkit.build import self_signed
 
 # Alerts by which a primary says it does not know our certificate (yet).
 UNKNOWN_CERT_ALERTS = {"TLSV1_ALERT_UNKNOWN_CA", "SSLV3_ALERT_BAD_CERTIFICATE", "SSLV3_ALERT_CERTIFICATE_UNKNOWN"}

@@ -11,10 +11,12 @@ from typing import Callable
 
 from cryptography import x509
 
+from certkit import fsio
 from . import proto, util
 from .util import now_iso
 from .builtin import UNKNOWN_CERT_ALERTS, BuiltinIdentity, PinMismatch
-from .tlsinfo import describe, java_reason
+from certkit.certs import describe
+from certkit.jsse import java_reason
 
 BACKOFF = (1, 2, 4, 8, 10)
 PENDING_RETRY = 2
@@ -34,17 +36,17 @@ class StateFile:
     def __init__(self, path):
         self.path = path
         self.data = {"state": "starting", "reason": None, "peer": None, "since": now_iso(), "last_ack": None}
-        util.write_json(path, self.data)
+        fsio.write_json(path, self.data)
 
     def set(self, state: str, reason: str | None = None, **extra) -> None:
         if state != self.data["state"]:
             self.data["since"] = now_iso()
         self.data.update(state=state, reason=reason, **extra)
-        util.write_json(self.path, self.data)
+        fsio.write_json(self.path, self.data)
 
     def ack(self) -> None:
         self.data["last_ack"] = now_iso()
-        util.write_json(self.path, self.data)
+        fsio.write_json(self.path, self.data)
 
 
 def healthy(data: dict | None, max_age: float = 3 * proto.HEARTBEAT_SECONDS + 2) -> tuple[bool, str]:

@@ -45,6 +45,8 @@ from typing import Callable
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
+from certkit.chain import issued_by
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.x509 import ocsp
@@ -98,14 +100,6 @@ def ocsp_urls(cert: x509.Certificate) -> list[str]:
     ]
 
 
-def signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
-        return False
-    return True
-
-
 def _verify_signature(public_key, signature: bytes, data: bytes, hash_alg) -> None:
     if isinstance(public_key, rsa.RSAPublicKey):
         public_key.verify(signature, data, padding.PKCS1v15(), hash_alg)
@@ -157,7 +151,7 @@ class OcspChecker:
             raise ValueError("check_chain needs at least the leaf certificate")
         checked: list[dict] = []
         for i, cert in enumerate(chain):
-            if cert.issuer == cert.subject and signed_by(cert, cert):
+            if cert.issuer == cert.subject and issued_by(cert, cert):
                 continue  # a self-signed root: nothing above it answers for it
             issuer = self._find_issuer(cert, chain[i + 1:i + 2], issuers)
             if issuer is None:
@@ -177,7 +171,7 @@ class OcspChecker:
     def _find_issuer(cert: x509.Certificate, nxt: list[x509.Certificate],
                      issuers: list[x509.Certificate]) -> x509.Certificate | None:
         for candidate in [*nxt, *issuers]:
-            if candidate.subject == cert.issuer and signed_by(cert, candidate):
+            if candidate.subject == cert.issuer and issued_by(cert, candidate):
                 return candidate
         return None
 
@@ -318,7 +312,7 @@ class OcspChecker:
                 eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
             except x509.ExtensionNotFound:
                 continue
-            if (ExtendedKeyUsageOID.OCSP_SIGNING in eku and cert.issuer == issuer.subject and signed_by(cert, issuer)
+            if (ExtendedKeyUsageOID.OCSP_SIGNING in eku and cert.issuer == issuer.subject and issued_by(cert, issuer)
                     and cert.not_valid_before_utc <= now + SKEW and cert.not_valid_after_utc >= now - SKEW):
                 return cert
         raise Unavailable("OCSP response signature verification failed: "

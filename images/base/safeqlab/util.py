@@ -1,13 +1,10 @@
-"""Small helpers every stand-in service uses: logging, atomic state files, clean stop."""
+"""Small helpers every stand-in service uses: logging, clean stop, the unattended file format."""
 from __future__ import annotations
 
 import datetime
-import json
 import logging
-import os
 import signal
 import sys
-import tempfile
 import threading
 from pathlib import Path
 
@@ -30,30 +27,6 @@ def setup_logging(name: str, logfile: str | None = None) -> logging.Logger:
         fh.setFormatter(fmt)
         logger.addHandler(fh)
     return logger
-
-
-def write_json(path: str | Path, data) -> None:
-    """Replace a JSON file atomically so readers never see half a document."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_json(path: str | Path, default=None):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return default
 
 
 def stop_event_on_signals() -> threading.Event:

@@ -11,8 +11,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from certkit import fsio
 from safeqlab import util
-from safeqlab.tlsinfo import describe, fingerprint
+from certkit.certs import CertificateError, describe, fingerprint, is_ca, load_certs as parse_certs
 
 from . import paths
 
@@ -32,7 +33,7 @@ class AccountError(ValueError):
 
 
 def settings() -> dict:
-    saved = util.read_json(paths.SETTINGS, {}) or {}
+    saved = fsio.read_json(paths.SETTINGS, {}) or {}
     merged = {**DEFAULTS, **saved}
     merged["ocsp"] = {**DEFAULTS["ocsp"], **(saved.get("ocsp") or {})}
     return merged
@@ -55,7 +56,7 @@ def update(**changes) -> dict:
                 raise AccountError("the custom OCSP URL must start with http:// or https://")
             changes["ocsp"] = ocsp
         current.update(changes)
-        util.write_json(paths.SETTINGS, current)
+        fsio.write_json(paths.SETTINGS, current)
         return current
 
 
@@ -64,23 +65,10 @@ def load_certs(data: bytes, origin: str) -> list[x509.Certificate]:
     if len(data) > MAX_IMPORT:
         raise AccountError(f"{origin}: {len(data)} bytes is more than {MAX_IMPORT // 1024} KiB: "
                            "export the CA certificate alone (.cer/.der/.crt/.pem)")
-    if not data.strip():
-        raise AccountError(f"{origin}: the file is empty")
     try:
-        if b"-----BEGIN" in data:
-            certs = x509.load_pem_x509_certificates(data)
-        else:
-            certs = [x509.load_der_x509_certificate(data)]
-    except ValueError:
-        raise AccountError(f"{origin}: not an X.509 certificate in PEM or DER form") from None
-    return certs
-
-
-def is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        return False
+        return parse_certs(data, origin)
+    except CertificateError as exc:
+        raise AccountError(str(exc)) from None
 
 
 def _file_for(cert: x509.Certificate) -> Path:
@@ -88,10 +76,10 @@ def _file_for(cert: x509.Certificate) -> Path:
 
 
 def validate_import(data: bytes, origin: str) -> list[x509.Certificate]:
-    certs = load_certs(data, origin)
+    found = load_certs(data, origin)
     now = datetime.datetime.now(datetime.timezone.utc)
     seen = set()
-    for cert in certs:
+    for cert in found:
         subject = cert.subject.rfc4514_string()
         if not is_ca(cert):
             raise AccountError(f"{origin}: {subject} is not a CA certificate (BasicConstraints CA=true missing): "
@@ -101,7 +89,7 @@ def validate_import(data: bytes, origin: str) -> list[x509.Certificate]:
         if _file_for(cert).exists() or fingerprint(cert) in seen:
             raise AccountError(f"{origin}: {subject} is already in the Trusted CA certificates list")
         seen.add(fingerprint(cert))
-    return certs
+    return found
 
 
 def import_cas(files: list[tuple[str, bytes]]) -> list[dict]:

@@ -17,8 +17,9 @@ from urllib.parse import quote
 
 from cryptography import x509
 
+from certkit import fsio
 from safeqlab import util
-from safeqlab.tlsinfo import describe, fingerprint
+from certkit.certs import describe, fingerprint
 
 from . import account, paths
 
@@ -58,7 +59,7 @@ def served_certificate(host: str) -> x509.Certificate | None:
 
 
 def health() -> tuple[bool, str]:
-    status = util.read_json(paths.STATUS)
+    status = fsio.read_json(paths.STATUS)
     if not status:
         return False, "server has not started"
     if status["state"] == "fallback":
@@ -118,7 +119,7 @@ def parser() -> argparse.ArgumentParser:
 
 def run(args) -> int:
     if args.cmd == "status":
-        status = util.read_json(paths.STATUS, {}) or {}
+        status = fsio.read_json(paths.STATUS, {}) or {}
         show(status, args.json, lambda s: [f"{s.get('state')}: {s.get('serving', {}).get('subject')}"])
         return 0
     if args.cmd == "health":

@@ -14,7 +14,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
-from safeqlab.tlsinfo import describe
+from certkit.certs import describe
 
 from . import account, paths
 

@@ -10,8 +10,9 @@ import logging
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from safeqlab import javastore
-from safeqlab.tlsinfo import describe, pem, self_signed_localhost, write_key
+from certkit import javastore
+from certkit.certs import describe, pem, write_key
+from certkit.build import self_signed_localhost
 
 from . import hocon, paths
 

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 
+from certkit import fsio
 from safeqlab import util
 from safeqlab.util import now_iso
 
@@ -19,7 +20,7 @@ class Registry:
     def __init__(self, path=paths.ENDPOINTS):
         self.path = path
         self.lock = threading.RLock()
-        data = util.read_json(path, {}) or {}
+        data = fsio.read_json(path, {}) or {}
         self.endpoints: dict[str, dict] = {k: v for k, v in data.get("endpoints", {}).items() if "id" in v}
         for ep in self.endpoints.values():
             ep["state"] = "disconnected"  # nobody is connected to a freshly started process
@@ -89,5 +90,5 @@ class Registry:
             self._flush()
 
     def _flush(self) -> None:
-        util.write_json(self.path, {"endpoints": self.endpoints})
+        fsio.write_json(self.path, {"endpoints": self.endpoints})
         self._last_write = time.monotonic()

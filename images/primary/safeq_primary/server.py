@@ -19,8 +19,11 @@ import time
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from safeqlab import javastore, proto, util
-from safeqlab.tlsinfo import common_name, describe, fingerprint, java_reason, load_identity, pem, peer_chain
+from certkit import fsio, javastore
+from safeqlab import proto, util
+from certkit.certs import common_name, describe, fingerprint, pem
+from certkit.jsse import java_reason
+from certkit.tls import load_identity, peer_chain
 
 from . import account, identity, paths
 from .registry import Registry
@@ -174,7 +177,7 @@ class Server:
             ctx.sni_callback = self._remember_sni
             self._ctx, self._ctx_stamp = ctx, stamp
             self.status.update(state=state, policy=policy, serving=describe(chain[0]))
-            util.write_json(paths.STATUS, self.status)
+            fsio.write_json(paths.STATUS, self.status)
             return ctx, policy
 
     def identity(self, policy: str):
@@ -195,7 +198,7 @@ class Server:
         with self._ctx_lock:
             self.status["self_check"] = check
             self.status["state"] = self.identity(account.settings()["certificate_policy"])[2]
-            util.write_json(paths.STATUS, self.status)
+            fsio.write_json(paths.STATUS, self.status)
 
     @staticmethod
     def _remember_sni(sslsock, name, ctx):
