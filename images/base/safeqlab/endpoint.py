@@ -12,7 +12,7 @@ from typing import Callable
 from cryptography import x509
 
 from certkit import fsio
-from . import proto, util
+from . import proto
 from .util import now_iso
 from .builtin import UNKNOWN_CERT_ALERTS, BuiltinIdentity, PinMismatch
 from certkit.certs import describe

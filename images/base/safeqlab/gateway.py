@@ -1,0 +1,133 @@
+"""The secondary gateway stand-in, configured by the unattended installation file.
+
+Trusted certificates: the keystore (the gateway's PFX) and the truststore named in the
+file, judged by the JRE's keytool as the Java gateway would. Built-in certificates
+(SAFEQ_ENDPOINT_CERTIFICATES=built-in): only the primary's address is needed.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import ssl
+from pathlib import Path
+
+from certkit import javastore
+from certkit.certs import common_name, pem
+from certkit.tls import load_identity, peer_chain
+from . import service, util
+from .endpoint import Refused, SetupError
+from .ocspcheck import FAIL_MODES, OcspChecker
+
+STATE = "/run/safeq-gateway/state.json"
+LOG = "/var/log/safeq-gateway/gateway.log"
+BUILTIN_DIR = "/var/lib/safeq-gateway/builtin"
+WORKDIR = "/run/safeq-gateway"  # private (0700, made by the image): key files pass through it
+ADDRESS = "HCP_PRIMARY_SERVER_ADDRESS"
+TRUSTED = ("HCP_DEFAULT_KEYSTORE", "HCP_DEFAULT_KEYSTORE_PASSWORD", "HCP_DEFAULT_TRUSTSTORE",
+           "HCP_DEFAULT_TRUSTSTORE_PASSWORD")
+DEFAULT_PORT = 2560
+
+
+def unattended_file() -> str:
+    return os.environ.get("HCP_UNATTENDED_FILE", "/pki/unattended-install.conf")
+
+
+def builtin_certificates() -> bool:
+    """built-in: the product's default certificates; otherwise the corporate PFX and truststore."""
+    return os.environ.get("SAFEQ_ENDPOINT_CERTIFICATES", "trusted") == "built-in"
+
+
+def read_settings(path: str, builtin: bool = False) -> dict[str, str]:
+    """The file's settings; SetupError names the file and what it lacks."""
+    try:
+        settings = util.parse_env_file(Path(path).read_text())
+    except OSError as exc:
+        raise SetupError(f"unattended installation file {path}: {exc.strerror}") from None
+    required = (ADDRESS,) + (() if builtin else TRUSTED)
+    missing = [k for k in required if k not in settings]
+    if missing:
+        raise SetupError(f"unattended installation file {path} lacks {', '.join(missing)}")
+    return settings
+
+
+def primary_address(settings: dict[str, str]) -> tuple[str, int]:
+    """host[:port]; without a numeric port, the whole value is the host and the port is 2560."""
+    value = settings[ADDRESS]
+    host, _, port = value.rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else (value, DEFAULT_PORT)
+
+
+def make_context(path: str) -> tuple[ssl.SSLContext, str]:
+    """Re-read on every attempt, so a fixed file is picked up by the next reconnect."""
+    s = read_settings(path)
+    try:
+        store = javastore.load_keystore(s["HCP_DEFAULT_KEYSTORE"], s["HCP_DEFAULT_KEYSTORE_PASSWORD"])
+        anchors = javastore.trust_anchors(s["HCP_DEFAULT_TRUSTSTORE"], s["HCP_DEFAULT_TRUSTSTORE_PASSWORD"])
+    except javastore.StoreError as exc:
+        raise SetupError(str(exc)) from None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a Java trust anchor may be an intermediate
+    ctx.load_verify_locations(cadata=pem(anchors))  # the truststore only, as the JRE does
+    load_identity(ctx, store.key, store.chain, WORKDIR)
+    return ctx, common_name(store.chain[0])
+
+
+def ocsp_check():
+    """Optional (off by default): the gateway checks the primary's certificate by OCSP too."""
+    if os.environ.get("SAFEQ_GATEWAY_OCSP", "off").lower() not in ("on", "true", "1"):
+        return None
+    on_failure = os.environ.get("SAFEQ_GATEWAY_OCSP_ON_FAILURE", "fail-closed")
+    if on_failure not in FAIL_MODES:
+        raise SetupError(f"SAFEQ_GATEWAY_OCSP_ON_FAILURE must be fail-closed or fail-open, not '{on_failure}'")
+    checker = OcspChecker(on_failure=on_failure, max_cache_age=5.0)
+
+    def check(tls: ssl.SSLSocket) -> None:
+        chain = peer_chain(tls)
+        result = checker.check_chain(chain, chain[1:])
+        if not result.ok:
+            raise Refused(f"the primary's certificate failed the OCSP check: {result.reason}")
+    return check
+
+
+class Gateway(service.Spec):
+    prog = "safeq-gateway"
+    role = "gateway"
+    logger = "safeq-gateway"
+    log_file = LOG
+    state_path = STATE
+    builtin_dir = BUILTIN_DIR
+
+    def __init__(self, unattended: str | None = None):
+        self.unattended = unattended  # test-connection --unattended; else the service's file
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--unattended", help="unattended installation file (default: the service's)")
+
+    def apply_options(self, args: argparse.Namespace) -> None:
+        self.unattended = args.unattended or self.unattended
+
+    def settings_file(self) -> str:
+        return self.unattended or unattended_file()
+
+    def builtin(self) -> bool:
+        return builtin_certificates()
+
+    def address(self) -> tuple[str, int]:
+        return primary_address(read_settings(self.settings_file(), self.builtin()))
+
+    def trusted_context(self, log: logging.Logger):
+        return functools.partial(make_context, self.settings_file())
+
+    def check_peer(self):
+        return ocsp_check()
+
+    def starting(self, log: logging.Logger, host: str, port: int) -> None:
+        log.info("Gateway starting; primary server %s:%d; unattended file %s; %s certificates", host, port,
+                 self.settings_file(), "built-in" if self.builtin() else "trusted")
+
+
+def main(argv: list[str]) -> int:
+    return service.main(argv, Gateway())

@@ -1,0 +1,156 @@
+"""What the gateway and client stand-ins share: the service loop, the session factory and
+the command line (run | status [--json] | health | test-connection).
+
+A :class:`Spec` says what differs between them; :func:`main` does the rest.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import socket
+import ssl
+import threading
+from typing import Callable
+
+from certkit import fsio
+from . import util
+from .builtin import BuiltinIdentity
+from .endpoint import Session, SetupError, StateFile, healthy
+
+COMMANDS = ("run", "status", "health", "test-connection")
+RETRY_SECONDS = 5  # a broken local setup is read again this often
+
+ContextFactory = Callable[[], "tuple[ssl.SSLContext, str]"]
+
+
+class Spec:
+    """One endpoint program. Subclasses set the attributes and override what they need."""
+
+    prog = "safeq-endpoint"  # program name in usage and errors
+    role = "endpoint"  # the role announced in hello
+    logger = "safeq-endpoint"
+    log_file = "/var/log/safeq-endpoint.log"
+    state_path = "/run/safeq-endpoint/state.json"
+    builtin_dir = "/var/lib/safeq-endpoint/builtin"
+
+    def add_options(self, parser: argparse.ArgumentParser) -> None:
+        """Program-specific options (accepted with every command, used by test-connection)."""
+
+    def apply_options(self, args: argparse.Namespace) -> None:
+        """Take test-connection's options into account."""
+
+    def builtin(self) -> bool:
+        """True: the product's built-in certificates; False: the trusted (corporate) ones."""
+        return False
+
+    def preflight(self) -> None:
+        """Checks the service makes before anything else (not the connection test); raises SetupError."""
+
+    def prepare(self) -> None:
+        """Make what a session needs on disk (before one is created)."""
+
+    def address(self) -> tuple[str, int]:
+        """The primary's (host, port); raises SetupError."""
+        raise NotImplementedError
+
+    def trusted_context(self, log: logging.Logger) -> ContextFactory:
+        """A factory called on every attempt: (context with the trusted identity, announced name)."""
+        raise NotImplementedError
+
+    def check_peer(self) -> Callable[[ssl.SSLSocket], None] | None:
+        """An extra check of the primary after the handshake (raises Refused), or None."""
+        return None
+
+    def state_file(self) -> StateFile:
+        return StateFile(self.state_path)
+
+    def starting(self, log: logging.Logger, host: str, port: int) -> None:
+        """The service's start line, once its session is set up."""
+        log.info("%s starting; primary server %s:%d", self.prog, host, port)
+
+    def status_line(self, data: dict | None, why: str) -> str:
+        return why
+
+
+def session(spec: Spec, host: str, port: int, state: StateFile | None, log: logging.Logger,
+            stop: threading.Event) -> Session:
+    """A session with the built-in or the trusted certificates, as the endpoint is configured."""
+    if spec.builtin():
+        identity = BuiltinIdentity(spec.builtin_dir, socket.gethostname(), log)
+        return Session(host=host, port=port, role=spec.role, make_context=identity.context, state=state, log=log,
+                       stop=stop, builtin=identity)
+    return Session(host=host, port=port, role=spec.role, make_context=spec.trusted_context(log), state=state,
+                   log=log, stop=stop, check_peer=spec.check_peer())
+
+
+def wait_for_setup(spec: Spec, state: StateFile, log: logging.Logger, stop: threading.Event) -> Session | None:
+    """The session once the local setup allows one; None if stopped first.
+
+    The service keeps running on a SetupError and reports it (the healthcheck says why);
+    a fixed file is read again at the next try."""
+    while True:
+        try:
+            spec.preflight()
+            host, port = spec.address()
+            spec.prepare()
+            return session(spec, host, port, state, log, stop)
+        except SetupError as exc:
+            if state.data["reason"] != str(exc):
+                log.error("%s", exc)
+            state.set("error", str(exc))
+            if stop.wait(RETRY_SECONDS):
+                return None
+
+
+def run(spec: Spec) -> int:
+    log = util.setup_logging(spec.logger, str(spec.log_file))
+    stop = util.stop_event_on_signals()
+    worker = wait_for_setup(spec, spec.state_file(), log, stop)
+    if worker is None:
+        return 0
+    spec.starting(log, worker.host, worker.port)
+    threading.Thread(target=worker.run, daemon=True).start()
+    stop.wait()
+    log.info("Stopping")
+    return 0
+
+
+def try_connection(spec: Spec) -> int:
+    """One attempt, as an installer's connection test: prints ok:/failed: and why."""
+    log = util.setup_logging(spec.logger)
+    try:
+        host, port = spec.address()
+        spec.prepare()
+        probe = session(spec, host, port, None, log, threading.Event())
+    except SetupError as exc:
+        print(f"failed: {exc}")
+        return 1
+    ok, why = probe.probe()
+    print(("ok: " if ok else "failed: ") + why)
+    return 0 if ok else 1
+
+
+def report(spec: Spec, command: str, as_json: bool) -> int:
+    """status always exits 0 (it reports); health exits 0 only while healthy."""
+    data = fsio.read_json(spec.state_path)
+    ok, why = healthy(data)
+    if command == "status":
+        print(json.dumps(data, indent=2) if as_json else spec.status_line(data, why))
+        return 0
+    print(why)
+    return 0 if ok else 1
+
+
+def main(argv: list[str], spec: Spec) -> int:
+    parser = argparse.ArgumentParser(prog=spec.prog)
+    parser.add_argument("cmd", choices=list(COMMANDS))
+    parser.add_argument("--json", action="store_true")
+    spec.add_options(parser)
+    args = parser.parse_args(argv)
+    if args.cmd == "run":
+        return run(spec)
+    if args.cmd == "test-connection":
+        spec.apply_options(args)
+        return try_connection(spec)
+    return report(spec, args.cmd, args.json)

@@ -1,0 +1,127 @@
+"""The gateway's unattended installation file and its settings (safeqlab.gateway), without keytool or network."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from safeqlab import gateway
+from safeqlab.endpoint import SetupError
+
+TRUSTED = {
+    "HCP_DEFAULT_KEYSTORE": "/pki/gateway-host.pfx",
+    "HCP_DEFAULT_KEYSTORE_PASSWORD": "secret pass",
+    "HCP_DEFAULT_TRUSTSTORE": "/pki/acme-ca.pfx",
+    "HCP_DEFAULT_TRUSTSTORE_PASSWORD": "changeit",
+}
+
+
+def unattended(tmp_path, name="unattended-install.conf", **settings) -> str:
+    path = tmp_path / name
+    path.write_text("# written by the installer\n" + "".join(f'{k}="{v}"\n' for k, v in settings.items()))
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def service_environment(monkeypatch):
+    for name in ("HCP_UNATTENDED_FILE", "SAFEQ_ENDPOINT_CERTIFICATES", "SAFEQ_GATEWAY_OCSP",
+                 "SAFEQ_GATEWAY_OCSP_ON_FAILURE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+# --- reading the file ------------------------------------------------------------------------
+
+def test_complete_file_is_read_with_quotes_removed(tmp_path):
+    path = unattended(tmp_path, HCP_PRIMARY_SERVER_ADDRESS="primary-host:2560", **TRUSTED)
+    settings = gateway.read_settings(path)
+    assert settings == {"HCP_PRIMARY_SERVER_ADDRESS": "primary-host:2560", **TRUSTED}
+
+
+def test_missing_file_names_the_file_and_why(tmp_path):
+    with pytest.raises(SetupError) as err:
+        gateway.read_settings(str(tmp_path / "nope.conf"))
+    assert str(err.value) == f"unattended installation file {tmp_path / 'nope.conf'}: No such file or directory"
+
+
+def test_trusted_certificates_need_every_store_setting_and_the_error_names_the_missing(tmp_path):
+    path = unattended(tmp_path, HCP_PRIMARY_SERVER_ADDRESS="primary-host", HCP_DEFAULT_KEYSTORE="/pki/gw.pfx",
+                      HCP_DEFAULT_TRUSTSTORE="/pki/acme-ca.pfx")
+    with pytest.raises(SetupError) as err:
+        gateway.read_settings(path)
+    assert str(err.value) == (f"unattended installation file {path} lacks HCP_DEFAULT_KEYSTORE_PASSWORD, "
+                              "HCP_DEFAULT_TRUSTSTORE_PASSWORD")
+
+
+def test_builtin_certificates_need_only_the_primary_address(tmp_path):
+    path = unattended(tmp_path, HCP_PRIMARY_SERVER_ADDRESS="primary-host")
+    assert gateway.read_settings(path, builtin=True) == {"HCP_PRIMARY_SERVER_ADDRESS": "primary-host"}
+    with pytest.raises(SetupError, match=r"lacks HCP_PRIMARY_SERVER_ADDRESS$"):
+        gateway.read_settings(unattended(tmp_path, "other.conf", **TRUSTED), builtin=True)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("primary-host:2560", ("primary-host", 2560)),
+    ("primary-host:12560", ("primary-host", 12560)),
+    ("primary-host", ("primary-host", 2560)),
+    ("primary.acme.example", ("primary.acme.example", 2560)),
+    ("10.0.0.5:2561", ("10.0.0.5", 2561)),
+])
+def test_primary_address_is_host_and_optional_port(value, expected):
+    assert gateway.primary_address({"HCP_PRIMARY_SERVER_ADDRESS": value}) == expected
+
+
+# --- the gateway's settings are read when needed, not at import ---------------------------------
+
+def test_the_service_file_comes_from_the_environment(tmp_path, monkeypatch):
+    path = unattended(tmp_path, HCP_PRIMARY_SERVER_ADDRESS="primary-host:2599", **TRUSTED)
+    monkeypatch.setenv("HCP_UNATTENDED_FILE", path)
+    assert gateway.Gateway().address() == ("primary-host", 2599)
+
+
+def test_builtin_mode_comes_from_the_environment(tmp_path, monkeypatch):
+    path = unattended(tmp_path, HCP_PRIMARY_SERVER_ADDRESS="primary-host")
+    spec = gateway.Gateway(unattended=path)
+    assert spec.builtin() is False
+    with pytest.raises(SetupError, match="lacks HCP_DEFAULT_KEYSTORE, "):
+        spec.address()
+    monkeypatch.setenv("SAFEQ_ENDPOINT_CERTIFICATES", "built-in")
+    assert spec.builtin() is True
+    assert spec.address() == ("primary-host", 2560)
+
+
+def test_connection_test_reads_the_file_given_and_says_what_it_lacks(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HCP_UNATTENDED_FILE", unattended(tmp_path, "service.conf", HCP_PRIMARY_SERVER_ADDRESS="x",
+                                                         **TRUSTED))
+    given = unattended(tmp_path, "given.conf", **TRUSTED)
+    assert gateway.main(["test-connection", "--unattended", given]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"failed: unattended installation file {given} lacks HCP_PRIMARY_SERVER_ADDRESS")
+
+
+def test_start_line_names_file_and_certificates(tmp_path, caplog):
+    path = unattended(tmp_path, HCP_PRIMARY_SERVER_ADDRESS="primary-host")
+    log = logging.getLogger("test-endpoint-gateway")
+    with caplog.at_level(logging.INFO, logger=log.name):
+        gateway.Gateway(unattended=path).starting(log, "primary-host", 2560)
+    assert caplog.records[-1].getMessage() == (
+        f"Gateway starting; primary server primary-host:2560; unattended file {path}; trusted certificates")
+
+
+# --- the optional OCSP check of the primary ------------------------------------------------------
+
+def test_ocsp_check_is_off_by_default():
+    assert gateway.ocsp_check() is None
+
+
+def test_ocsp_check_on_gives_a_check(monkeypatch):
+    monkeypatch.setenv("SAFEQ_GATEWAY_OCSP", "on")
+    monkeypatch.setenv("SAFEQ_GATEWAY_OCSP_ON_FAILURE", "fail-open")
+    assert callable(gateway.ocsp_check())
+
+
+def test_ocsp_check_refuses_an_unknown_failure_mode(monkeypatch):
+    monkeypatch.setenv("SAFEQ_GATEWAY_OCSP", "true")
+    monkeypatch.setenv("SAFEQ_GATEWAY_OCSP_ON_FAILURE", "ignore")
+    with pytest.raises(SetupError) as err:
+        gateway.ocsp_check()
+    assert str(err.value) == "SAFEQ_GATEWAY_OCSP_ON_FAILURE must be fail-closed or fail-open, not 'ignore'"
