@@ -22,7 +22,7 @@ PEER = {"host": "primary-host", "subject": "CN=primary-host,O=Acme", "issuer": "
 
 
 def iso(seconds_ago: float) -> str:
-    return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds_ago)).isoformat(timespec="seconds")
+    return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=seconds_ago)).isoformat()
 
 
 def connected(seconds_ago: float = 0, **extra) -> dict:
