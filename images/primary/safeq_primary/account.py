@@ -12,13 +12,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from certkit import fsio
-from safeqlab import util
 from certkit.certs import CertificateError, describe, fingerprint, is_ca, load_certs as parse_certs
 
-from . import paths
+from . import paths, state
 
-POLICIES = ("built-in", "trusted-ca")
-ON_FAILURE = ("fail-closed", "fail-open")
+POLICIES = state.POLICIES
+ON_FAILURE = state.ON_FAILURE
 DEFAULTS = {
     "certificate_policy": "built-in",  # the product's default
     "auto_trust": False,
@@ -32,8 +31,13 @@ class AccountError(ValueError):
     """A rejected change; the message says what to do. Nothing was changed."""
 
 
+class DamagedTrustedCA(fsio.StateError):
+    """A file in the Trusted CA certificates list cannot be read as certificates; the message names it."""
+
+
 def settings() -> dict:
-    saved = fsio.read_json(paths.SETTINGS, {}) or {}
+    """The saved settings over the defaults; fsio.StateError when the file is damaged (never the defaults)."""
+    saved = state.read_state(paths.SETTINGS, state.settings_problem)
     merged = {**DEFAULTS, **saved}
     merged["ocsp"] = {**DEFAULTS["ocsp"], **(saved.get("ocsp") or {})}
     return merged
@@ -103,32 +107,72 @@ def import_cas(files: list[tuple[str, bytes]]) -> list[dict]:
             raise AccountError("the same CA certificate is given twice")
         paths.TRUSTED_CA_DIR.mkdir(parents=True, exist_ok=True)
         for cert in certs:
-            _file_for(cert).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            fsio.atomic_write(_file_for(cert), cert.public_bytes(serialization.Encoding.PEM))
         return [describe(c) for c in certs]
 
 
 def remove_ca(ident: str) -> dict:
-    """By SHA-256 fingerprint (or a unique prefix of at least 8 hex digits) or exact subject CN."""
+    """By SHA-256 fingerprint (or a unique prefix of at least 8 hex digits) or exact subject CN.
+
+    A damaged file can be removed by its fingerprint (its file name) too."""
     with _lock:
         key = ident.replace(":", "").lower()
-        matches = [c for c in trusted_cas()
-                   if (len(key) >= 8 and fingerprint(c).replace(":", "").lower().startswith(key))
-                   or any(a.value == ident for a in c.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME))]
+        matches = []
+        for f, certs, problem in _entries():
+            stem_hit = len(key) >= 8 and f.stem.startswith(key)
+            if problem:
+                if stem_hit:
+                    matches.append((f, {"subject": f"(damaged file {f.name})", "issuer": None, "serial": None,
+                                        "not_after": None, "sha256": f.stem, "damaged": problem}))
+                continue
+            for c in certs:
+                cn_hit = any(a.value == ident for a in c.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME))
+                if (len(key) >= 8 and fingerprint(c).replace(":", "").lower().startswith(key)) or cn_hit:
+                    matches.append((f, describe(c)))
         if not matches:
             raise AccountError(f"no Trusted CA certificate matches '{ident}': see `account show` for fingerprints")
         if len(matches) > 1:
             raise AccountError(f"'{ident}' matches {len(matches)} Trusted CA certificates: give the fingerprint")
-        _file_for(matches[0]).unlink()
-        return describe(matches[0])
+        f, described = matches[0]
+        f.unlink()
+        return described
 
 
-def trusted_cas() -> list[x509.Certificate]:
+def _entries() -> list[tuple[Path, list[x509.Certificate], str | None]]:
+    """(file, certificates, problem) for every file of the list; problem names the file."""
     if not paths.TRUSTED_CA_DIR.is_dir():
         return []
     out = []
     for f in sorted(paths.TRUSTED_CA_DIR.glob("*.pem")):
-        out.extend(x509.load_pem_x509_certificates(f.read_bytes()))
+        try:
+            out.append((f, x509.load_pem_x509_certificates(f.read_bytes()), None))
+            continue
+        except OSError as exc:
+            what = f"cannot be read ({exc.strerror})"
+        except ValueError:
+            what = "is damaged (not PEM certificates)"
+        out.append((f, [], f"Trusted CA file {f} {what}: remove it with `safeq-lab account remove-ca "
+                           f"{f.stem[:16]}` and import the CA certificate again"))
     return out
+
+
+def trusted_cas() -> list[x509.Certificate]:
+    """The whole list; DamagedTrustedCA when any file of it is damaged."""
+    certs, problems = trusted_cas_lenient()
+    if problems:
+        raise DamagedTrustedCA("; ".join(problems))
+    return certs
+
+
+def trusted_cas_lenient() -> tuple[list[x509.Certificate], list[str]]:
+    """(the intact certificates, one problem per damaged file): the TLS context keeps serving with
+    the intact ones and logs the others by name."""
+    certs, problems = [], []
+    for _, found, problem in _entries():
+        certs.extend(found)
+        if problem:
+            problems.append(problem)
+    return certs, problems
 
 
 def system_cas() -> list[x509.Certificate]:
