@@ -1,27 +1,46 @@
 """The endpoints list: every gateway and client the primary has seen, with a stable UUID.
 
 Persisted (a volume) so that built-in endpoint authorization survives restarts.
-`safeq-admin endpoints` and the lab's status read the same records.
+`safeq-admin endpoints` and the lab's status read the same records. A record belongs to a
+certificate (its SHA-256); connections refused before showing one are kept apart, in a
+short in-memory RefusedLog, so that probes and scanners do not fill the list.
 """
 from __future__ import annotations
 
+import collections
 import threading
 import time
 import uuid
+from pathlib import Path
 
 from certkit import fsio
-from safeqlab import util
+from safeqlab.records import current_record
 from safeqlab.util import now_iso
 
-from . import paths
+from . import paths, state
+
+TRUSTED_REASON = "built-in policy: endpoint trusted by an administrator"
+UNTRUSTED_REASON = "endpoint not trusted: untrusted by an administrator"
+
+
+class AmbiguousName(LookupError):
+    """A name shared by several endpoints; the message lists their ids."""
+
+
+def current(records: list[dict], name: str) -> dict | None:
+    """The record for host ``name``: the connected one, else the one seen last."""
+    return current_record(records, name)
 
 
 class Registry:
-    def __init__(self, path=paths.ENDPOINTS):
-        self.path = path
+    def __init__(self, path=None):
+        self.path = Path(path) if path else paths.ENDPOINTS
         self.lock = threading.RLock()
-        data = fsio.read_json(path, {}) or {}
-        self.endpoints: dict[str, dict] = {k: v for k, v in data.get("endpoints", {}).items() if "id" in v}
+        # A damaged file raises fsio.StateError here: it is never replaced by an empty list.
+        data = state.read_state(self.path, state.endpoints_problem)
+        # Records without a fingerprint are refused connections an older version listed.
+        self.endpoints: dict[str, dict] = {k: v for k, v in data.get("endpoints", {}).items()
+                                           if "id" in v and v.get("sha256")}
         for ep in self.endpoints.values():
             ep["state"] = "disconnected"  # nobody is connected to a freshly started process
         self._sessions: dict[str, int] = {}
@@ -30,16 +49,19 @@ class Registry:
 
     # --- lookups -----------------------------------------------------------------------------
     def get(self, ident: str) -> dict | None:
-        """By UUID, or by name when exactly one endpoint has it."""
+        """By UUID, or by name when exactly one endpoint has it; AmbiguousName when several do."""
         with self.lock:
             if ident in self.endpoints:
                 return self.endpoints[ident]
             named = [ep for ep in self.endpoints.values() if ep.get("name") == ident]
-            if len(named) == 1:
-                return named[0]
-            if len(named) > 1:  # prefer the one connected or seen last
-                return sorted(named, key=lambda e: (e.get("state") == "connected", e.get("last_seen") or ""))[-1]
-            return None
+            if len(named) > 1:
+                ids = ", ".join(ep["id"] for ep in named)
+                raise AmbiguousName(f"name {ident} matches {len(named)} endpoints ({ids}): give the id")
+            return named[0] if named else None
+
+    def current(self, name: str) -> dict | None:
+        with self.lock:
+            return current(list(self.endpoints.values()), name)
 
     def by_fingerprint(self, sha256: str) -> dict | None:
         with self.lock:
@@ -54,12 +76,13 @@ class Registry:
             return [dict(ep) for ep in self.endpoints.values()]
 
     # --- changes -----------------------------------------------------------------------------
-    def record(self, sha256: str | None, address: str, force: bool = True, **fields) -> dict:
-        """Create or update the record for a certificate (or, without one, for an address)."""
+    def record(self, sha256: str, address: str, force: bool = True, **fields) -> dict:
+        """Create or update the record for a certificate (its SHA-256 fingerprint)."""
+        if not sha256:
+            raise ValueError("an endpoint record needs a certificate fingerprint; "
+                             "list refused connections in RefusedLog instead")
         with self.lock:
-            ep = self.by_fingerprint(sha256) if sha256 else None
-            if ep is None and not sha256:
-                ep = next((e for e in self.endpoints.values() if e.get("address") == address and not e.get("sha256")), None)
+            ep = self.by_fingerprint(sha256)
             if ep is None:
                 ep = {"id": str(uuid.uuid4()), "sha256": sha256, "trusted": False, "first_seen": now_iso()}
                 self.endpoints[ep["id"]] = ep
@@ -69,11 +92,29 @@ class Registry:
             return ep
 
     def update(self, ident: str, **fields) -> dict:
+        """Decision, reason and other facts; trust changes go through trust()/untrust()."""
+        if {"trusted", "auto_trusted"} & set(fields):
+            raise ValueError("change trust with Registry.trust() or Registry.untrust()")
         with self.lock:
             ep = self.endpoints[ident]
             ep.update(fields)
             self._flush()
             return ep
+
+    def trust(self, ident: str) -> dict:
+        """Trusted by an administrator: accepted from now on (built-in policy). KeyError if unknown."""
+        with self.lock:
+            ep = self.endpoints[ident]
+            ep.update(trusted=True, auto_trusted=False, decision="accepted", reason=TRUSTED_REASON)
+            self._flush()
+            return dict(ep)
+
+    def untrust(self, ident: str) -> dict:
+        with self.lock:
+            ep = self.endpoints[ident]
+            ep.update(trusted=False, auto_trusted=False, decision="not-trusted", reason=UNTRUSTED_REASON)
+            self._flush()
+            return dict(ep)
 
     def connected(self, ident: str) -> None:
         with self.lock:
@@ -92,3 +133,20 @@ class Registry:
     def _flush(self) -> None:
         fsio.write_json(self.path, {"endpoints": self.endpoints})
         self._last_write = time.monotonic()
+
+
+class RefusedLog:
+    """Recent connections refused before they showed an identity (no certificate, failed handshake)."""
+
+    def __init__(self, size: int = 50):
+        self._items: collections.deque[dict] = collections.deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, address: str, reason: str) -> None:
+        with self._lock:
+            self._items.append({"time": now_iso(), "address": address, "reason": reason})
+
+    def recent(self) -> list[dict]:
+        """Newest first."""
+        with self._lock:
+            return [dict(item) for item in reversed(self._items)]
