@@ -17,6 +17,7 @@ from certkit.build import self_signed_localhost
 from . import hocon, paths
 
 log = logging.getLogger("safeq-cloud-server")
+FALLBACK = "Falling back to the built-in self-signed certificate (CN=localhost)."
 
 
 def builtin_identity():
@@ -32,24 +33,39 @@ def builtin_identity():
         return key, chain
 
 
+def read_conf() -> dict[str, str]:
+    """application.conf flattened; HoconError (with a line number) or OSError when it cannot be used."""
+    raw = paths.CONF.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise hocon.HoconError(f"not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    return hocon.parse(text)
+
+
 def load_keystore():
     """(key, chain, keystore status); key and chain are None when the keystore is unusable."""
     ks = {"file": None, "loaded": False, "configured": False, "reason": None}
     try:
-        conf = hocon.parse(paths.CONF.read_text())
-        ks["file"] = hocon.setting(conf, "default-keystore-file") or None
-        password = hocon.setting(conf, "default-keystore-password") or ""
-        if not ks["file"]:
-            ks["reason"] = f"default-keystore-file is not set in {paths.CONF}"
-            log.info("No keystore configured in %s: the built-in certificate (CN=localhost) is used.", paths.CONF)
-            return None, None, ks
-        ks["configured"] = True
-        store = javastore.load_keystore(ks["file"], password, keytool=paths.KEYTOOL)
-        ks.update(loaded=True, alias=store.alias)
-        log.info("Loaded keystore %s (alias %s): %s", ks["file"], store.alias, describe(store.chain[0])["subject"])
-        return store.key, store.chain, ks
-    except (OSError, hocon.HoconError, javastore.StoreError) as exc:
-        ks["reason"] = str(exc)
-        log.warning("Could not load keystore %s: %s. Falling back to the built-in self-signed certificate (CN=localhost).",
-                    ks["file"], exc)
+        conf = read_conf()
+    except (OSError, hocon.HoconError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        ks["reason"] = f"{paths.CONF}: {detail}"
+        log.warning("Could not read %s: %s. %s", paths.CONF, detail, FALLBACK)
         return None, None, ks
+    ks["file"] = hocon.setting(conf, "default-keystore-file") or None
+    password = hocon.setting(conf, "default-keystore-password") or ""
+    if not ks["file"]:
+        ks["reason"] = f"default-keystore-file is not set in {paths.CONF}"
+        log.info("No keystore configured in %s: the built-in certificate (CN=localhost) is used.", paths.CONF)
+        return None, None, ks
+    ks["configured"] = True
+    try:
+        store = javastore.load_keystore(ks["file"], password, keytool=paths.KEYTOOL)
+    except (OSError, javastore.StoreError) as exc:
+        ks["reason"] = str(exc)
+        log.warning("Could not load keystore %s: %s. %s", ks["file"], exc, FALLBACK)
+        return None, None, ks
+    ks.update(loaded=True, alias=store.alias)
+    log.info("Loaded keystore %s (alias %s): %s", ks["file"], store.alias, describe(store.chain[0])["subject"])
+    return store.key, store.chain, ks
