@@ -25,14 +25,14 @@ from typing import Any, Iterable
 
 from cryptography import x509
 
+from certkit.certs import key_pem
+
 from . import export, integrity, manifest, names, ocsp, passwords, profiles
 from .authority import CertificateAuthority
 from .database import DB_PATH, REASONS, CADatabase, serial_hex
 from .errors import PKIError
-from .fsutil import (
-    SECRET_DIR_MODE, SECRET_FILE_MODE, Transaction, locked, make_dir, replace_tree, temp_dir_beside, write_file,
-)
-from .keys import DEFAULT_KEY_TYPE, key_to_pem, key_type
+from .fsutil import SECRET_DIR_MODE, Transaction, locked, make_dir, replace_tree, temp_dir_beside
+from .keys import DEFAULT_KEY_TYPE, key_type
 from .settings import Settings
 
 DEFAULT_DIR = Path("build/pki")
@@ -112,7 +112,7 @@ class LabPKI:
         export.write_ca_files(dirs["cas"], cas)
         signers = self._new_signers(db, cas, dirs["ca"], now)
         ts_bytes = export.truststore(root, settings.truststore_password, settings.legacy_pfx)
-        write_file(dirs["truststores"] / export.TRUSTSTORE_NAME, ts_bytes)
+        export.write(dirs["truststores"] / export.TRUSTSTORE_NAME, ts_bytes)
 
         for name, role in DEFAULT_ENTITIES:
             password = passwords.random_password() if settings.random_passwords else passwords.default_entity_password(name, role)
@@ -122,8 +122,8 @@ class LabPKI:
             files(make_dir(dirs["entities"] / name), make_dir(dirs["hosts"] / name), ts_bytes)
         ocsp.write_host_dir(make_dir(dirs["hosts"] / ocsp.OCSP_HOST), cas, signers, db)
 
-        write_file(dirs["ca"] / "db.json", db.to_bytes(), SECRET_FILE_MODE)
-        write_file(staging / manifest.MANIFEST_NAME, manifest.to_json(manifest.build(db, self.root)).encode())
+        export.write(staging / DB_PATH, db.to_bytes())
+        export.write(staging / manifest.MANIFEST_NAME, manifest.to_json(manifest.build(db, self.root)).encode())
         return db
 
     @staticmethod
@@ -144,7 +144,7 @@ class LabPKI:
                     "key_file": ocsp.signer_key_file(ca.name),
                 }
             )
-            write_file(key_dir / f"{ca.name}-ocsp.key.pem", key_to_pem(key), SECRET_FILE_MODE)
+            export.write(key_dir / f"{ca.name}-ocsp.key.pem", key_pem(key))
             out.append((cert, key))
         return out
 
@@ -240,10 +240,9 @@ class LabPKI:
             edir = txn.stage_dir(self.root / "entities" / name)
             hdir = txn.stage_dir(self.root / "hosts" / name, in_place=True)
             files(edir, hdir, self._truststore_bytes(db, cas))
-            self._stage_status(txn, db)
-            txn.write_file(self.root / manifest.MANIFEST_NAME, manifest.to_json(manifest.build(db, self.root)).encode())
-            txn.write_file(self.root / DB_PATH, db.to_bytes(), SECRET_FILE_MODE)
+            self._stage_records(txn, db)
             txn.commit()
+        export.tighten_secrets(self.root)
 
     # -- revoke ------------------------------------------------------------------
     def revoke(self, name: str, reason: str = "unspecified") -> dict[str, Any]:
@@ -263,10 +262,9 @@ class LabPKI:
             db.revoke(ent["issuer"], ent["serial"], time=manifest.iso(_now()), reason=reason,
                       subject=cert.subject.rfc4514_string())
             with Transaction() as txn:
-                self._stage_status(txn, db)
-                txn.write_file(self.root / manifest.MANIFEST_NAME, manifest.to_json(manifest.build(db, self.root)).encode())
-                txn.write_file(self.root / DB_PATH, db.to_bytes(), SECRET_FILE_MODE)
+                self._stage_records(txn, db)
                 txn.commit()
+            export.tighten_secrets(self.root)
             return manifest.build(db, self.root)
 
     # -- helpers -------------------------------------------------------------------
@@ -284,11 +282,16 @@ class LabPKI:
         integrity.check_signers(db, self.root, cas)
         return db, cas
 
-    def _stage_status(self, txn: Transaction, db: CADatabase) -> None:
-        """Replace the responder's status.json in place (its folder is bind-mounted; never swap the folder)."""
+    def _stage_records(self, txn: Transaction, db: CADatabase) -> None:
+        """The responder's status.json, manifest.json, then ca/db.json: the database last, as the commit point.
+
+        status.json is replaced in place: the responder's folder is bind-mounted, never swap the folder."""
         hdir = ocsp.host_dir(self.root)
-        if db.signers and hdir.is_dir():
-            txn.write_file(hdir / ocsp.STATUS_FILE, ocsp.status_bytes(db))
+        records = [(hdir / ocsp.STATUS_FILE, ocsp.status_bytes(db))] if db.signers and hdir.is_dir() else []
+        records.append((self.root / manifest.MANIFEST_NAME, manifest.to_json(manifest.build(db, self.root)).encode()))
+        records.append((self.root / DB_PATH, db.to_bytes()))
+        for path, data in records:
+            txn.write_file(path, data, export.mode_for(path))
 
     @staticmethod
     def _urls(settings: Settings, issuer_name: str) -> profiles.Urls:

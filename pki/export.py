@@ -5,8 +5,15 @@ PFX encryption: by default PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) with an
 HMAC-SHA256 MAC, which Java 17+ keytool and OpenSSL 3 both read. With
 ``--legacy-pfx``: PBE-SHA1-3DES with an HMAC-SHA1 MAC, for older JREs.
 
-Host directories (files 0644, dirs 0755, copies not links, since they are
-bind-mounted read-only into containers):
+Modes (:func:`mode_for`): a file that holds a private key or a password
+(``*.pfx``, ``*.key``, ``*.key.pem``, ``manifest.json``, ``db.json``,
+``unattended-install.conf``) is 0600 wherever it is; certificates and the
+other public files are 0644; directories 0755 (``ca/`` 0700). The passwords
+in those files unlock the PFX keys, and the lab's PFX passwords are the
+documented defaults, so both are owner-only.
+
+Host directories (copies, not links, since they are bind-mounted read-only
+into containers, where root reads them):
 
 * primary: ``<name>.pfx``, ``cacert.crt`` (root, PEM, the page's file for the
   cacerts import) and one ``<CA>.cer`` (DER) per CA of the chain (the
@@ -15,22 +22,24 @@ bind-mounted read-only into containers):
 * client: a stand-in for the Windows certificate store:
   ``store/My/<name>.crt`` + ``store/My/<name>.key`` (Personal: certificate
   with its key), ``store/CA/<CA>.crt`` per intermediate, ``store/Root/<root>.crt``.
-  The key copy there is 0644 on purpose: the stand-in container reads the
-  read-only mount as whatever user it runs, like the Windows store hands the
-  key to the client service; the authoritative copy
-  ``entities/<name>/<name>.key.pem`` stays 0600.
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from certkit import certs
+from certkit.fsio import FILE_MODE, SECRET_FILE_MODE, write_new
+
 from .authority import CertificateAuthority
-from .fsutil import SECRET_DIR_MODE, SECRET_FILE_MODE, make_dir, write_file
-from .keys import PrivateKey, key_to_pem
+from .fsutil import SECRET_DIR_MODE, make_dir
+from .keys import PrivateKey
 
 TRUSTSTORE_NAME = "acme-ca.pfx"
 TRUSTSTORE_ALIAS = "acme-ca"
@@ -38,6 +47,34 @@ CONTAINER_PKI_DIR = "/pki"
 PRIMARY_PORT = 2560
 # Java's default for PBES2 keystores is 10000; more costs little here.
 KDF_ROUNDS = 50_000
+# What holds a private key or a password, by file name (see the module docstring).
+SECRET_SUFFIXES = (".pfx", ".key", ".key.pem")
+SECRET_NAMES = ("manifest.json", "db.json", "unattended-install.conf")
+
+
+def mode_for(path: Path) -> int:
+    name = Path(path).name
+    return SECRET_FILE_MODE if name in SECRET_NAMES or name.endswith(SECRET_SUFFIXES) else FILE_MODE
+
+
+def write(path: Path, data: bytes) -> None:
+    """Write a new file (in a staging directory) with the mode its name calls for."""
+    write_new(path, data, mode_for(path))
+
+
+def tighten_secrets(root: Path) -> None:
+    """Make every secret file under ``root`` owner-only: a tree written before
+    secrets were 0600 gets there at its next issue, reissue or revoke.
+
+    Runs after the commit, so it is best effort: a file it cannot change (another
+    owner's) must not turn a done command into a reported failure."""
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath, name)
+            with contextlib.suppress(OSError):
+                st = path.lstat()
+                if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077 and mode_for(path) == SECRET_FILE_MODE:
+                    os.chmod(path, SECRET_FILE_MODE)
 
 
 def pfx_encryption(password: str, legacy: bool) -> serialization.KeySerializationEncryption:
@@ -53,8 +90,8 @@ def pfx_encryption(password: str, legacy: bool) -> serialization.KeySerializatio
     return builder.build(password.encode("ascii"))
 
 
-def pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
+def pem(*chain: x509.Certificate) -> bytes:
+    return certs.pem(chain).encode("ascii")
 
 
 def der(cert: x509.Certificate) -> bytes:
@@ -84,24 +121,24 @@ def truststore(root: CertificateAuthority, password: str, legacy: bool) -> bytes
 
 def write_ca_files(cas_dir: Path, cas: list[CertificateAuthority]) -> None:
     for ca in cas:
-        write_file(cas_dir / f"{ca.name}.cer", der(ca.cert))
-        write_file(cas_dir / f"{ca.name}.der", der(ca.cert))
-        write_file(cas_dir / f"{ca.name}.crt", pem(ca.cert))
-    write_file(cas_dir / "chain.pem", b"".join(pem(ca.cert) for ca in issuing_chain(cas)))
+        write(cas_dir / f"{ca.name}.cer", der(ca.cert))
+        write(cas_dir / f"{ca.name}.der", der(ca.cert))
+        write(cas_dir / f"{ca.name}.crt", pem(ca.cert))
+    write(cas_dir / "chain.pem", pem(*(ca.cert for ca in issuing_chain(cas))))
 
 
 def write_ca_keys(ca_dir: Path, cas: list[CertificateAuthority]) -> None:
     for ca in cas:
-        write_file(ca_dir / f"{ca.name}.key.pem", key_to_pem(ca.key), SECRET_FILE_MODE)
+        write(ca_dir / f"{ca.name}.key.pem", certs.key_pem(ca.key))
 
 
 def write_entity_dir(
     edir: Path, name: str, key: PrivateKey, cert: x509.Certificate, cas: list[CertificateAuthority], pfx: bytes
 ) -> None:
-    write_file(edir / f"{name}.pfx", pfx)
-    write_file(edir / f"{name}.crt", pem(cert))
-    write_file(edir / f"{name}.chain.pem", pem(cert) + b"".join(pem(ca.cert) for ca in issuing_chain(cas)))
-    write_file(edir / f"{name}.key.pem", key_to_pem(key), SECRET_FILE_MODE)
+    write(edir / f"{name}.pfx", pfx)
+    write(edir / f"{name}.crt", pem(cert))
+    write(edir / f"{name}.chain.pem", pem(cert, *(ca.cert for ca in issuing_chain(cas))))
+    write(edir / f"{name}.key.pem", certs.key_pem(key))
 
 
 def unattended_install_conf(name: str, pfx_password: str, truststore_password: str, primary_host: str) -> bytes:
@@ -131,23 +168,23 @@ def write_host_dir(
     primary_host: str,
 ) -> None:
     if role == "primary":
-        write_file(hdir / f"{name}.pfx", pfx)
-        write_file(hdir / "cacert.crt", pem(cas[0].cert))
+        write(hdir / f"{name}.pfx", pfx)
+        write(hdir / "cacert.crt", pem(cas[0].cert))
         for ca in cas:
-            write_file(hdir / f"{ca.name}.cer", der(ca.cert))
+            write(hdir / f"{ca.name}.cer", der(ca.cert))
     elif role == "gateway":
-        write_file(hdir / f"{name}.pfx", pfx)
-        write_file(hdir / TRUSTSTORE_NAME, truststore_bytes)
-        write_file(hdir / "unattended-install.conf", unattended_install_conf(name, pfx_password, truststore_password, primary_host))
+        write(hdir / f"{name}.pfx", pfx)
+        write(hdir / TRUSTSTORE_NAME, truststore_bytes)
+        write(hdir / "unattended-install.conf", unattended_install_conf(name, pfx_password, truststore_password, primary_host))
     elif role == "client":
         my = make_dir(hdir / "store" / "My")
-        write_file(my / f"{name}.crt", pem(cert))
-        write_file(my / f"{name}.key", key_to_pem(key))  # 0644: see module docstring
+        write(my / f"{name}.crt", pem(cert))
+        write(my / f"{name}.key", certs.key_pem(key))
         inter = make_dir(hdir / "store" / "CA")
         for ca in cas[1:]:
-            write_file(inter / f"{ca.name}.crt", pem(ca.cert))
+            write(inter / f"{ca.name}.crt", pem(ca.cert))
         rootdir = make_dir(hdir / "store" / "Root")
-        write_file(rootdir / f"{cas[0].name}.crt", pem(cas[0].cert))
+        write(rootdir / f"{cas[0].name}.crt", pem(cas[0].cert))
     else:  # pragma: no cover - roles are validated before
         raise ValueError(role)
 

@@ -27,15 +27,15 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+from certkit.fsio import FILE_MODE, fsync_dir, write_new
+
 try:  # advisory locking exists on POSIX only; the lab runs on Linux
     import fcntl
 except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 DIR_MODE = 0o755
-FILE_MODE = 0o644
 SECRET_DIR_MODE = 0o700
-SECRET_FILE_MODE = 0o600
 
 
 def _temp_sibling(path: Path, tag: str) -> Path:
@@ -43,34 +43,11 @@ def _temp_sibling(path: Path, tag: str) -> Path:
     return path.with_name(f".{path.name}.{tag}-{secrets.token_hex(4)}")
 
 
-def fsync_dir(path: Path) -> None:
-    """Persist a directory entry change (rename/create) to disk."""
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_file(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
-    """Write a file inside a directory nobody else sees yet (a staging dir).
-
-    The mode is set explicitly so the result does not depend on the umask.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        view = memoryview(data)
-        while view:  # os.write may write less than asked
-            view = view[os.write(fd, view):]
-        os.fchmod(fd, mode)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def make_dir(path: Path, mode: int = DIR_MODE) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+    """``path`` with ``mode`` whatever the umask; parents it has to create get ``mode`` too."""
+    if not path.parent.is_dir():
+        make_dir(path.parent, mode)
+    path.mkdir(exist_ok=True)
     os.chmod(path, mode)
     return path
 
@@ -110,10 +87,13 @@ class Transaction:
         self._backups.clear()
 
     def write_file(self, target: Path, data: bytes, mode: int = FILE_MODE) -> None:
-        """Prepare ``target`` with ``data``; it appears on :meth:`commit`."""
+        """Prepare ``target`` with ``data``; it appears on :meth:`commit`.
+
+        The temporary file has ``mode`` from its creation on, so a secret is
+        never readable by others, not even before the swap."""
         temp = _temp_sibling(target, "new")
         self._pending.append((temp, target))
-        write_file(temp, data, mode)
+        write_new(temp, data, mode)
 
     def stage_dir(self, target: Path, mode: int = DIR_MODE, in_place: bool = False) -> Path:
         """Return an empty directory that replaces ``target`` on :meth:`commit`.
@@ -142,11 +122,11 @@ class Transaction:
     def _swap_files(self, temp: Path, target: Path) -> None:
         new = {p.relative_to(temp) for p in temp.rglob("*") if p.is_file()}
         old = {p.relative_to(target) for p in target.rglob("*") if p.is_file()}
+        for rel in sorted(p.relative_to(temp) for p in temp.rglob("*") if p.is_dir()):  # parents first
+            (target / rel).mkdir(exist_ok=True)
+            os.chmod(target / rel, (temp / rel).stat().st_mode & 0o7777)
         for rel in sorted(new):
-            dst = target / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(dst.parent, (temp / rel).parent.stat().st_mode & 0o7777)
-            self._swap(temp / rel, dst)
+            self._swap(temp / rel, target / rel)
         for rel in sorted(old - new):
             backup = _temp_sibling(target / rel, "old")
             os.rename(target / rel, backup)

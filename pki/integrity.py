@@ -21,7 +21,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from certkit.certs import same_public_key
 from certkit.chain import issued_by
@@ -29,6 +28,7 @@ from certkit.chain import issued_by
 from .authority import CertificateAuthority
 from .database import REASONS, CADatabase, serial_hex
 from .errors import PKIError
+from .export import der, pem
 from .keys import load_key_pem
 from .ocsp import signer_key_file
 
@@ -51,9 +51,9 @@ def tampered(why: str) -> PKIError:
     return PKIError(f"the PKI is inconsistent: {why}; {_FIX}")
 
 
-def parse_cert(pem: str, what: str) -> x509.Certificate:
+def parse_cert(text: str, what: str) -> x509.Certificate:
     try:
-        return x509.load_pem_x509_certificate(pem.encode("ascii"))
+        return x509.load_pem_x509_certificate(text.encode("ascii"))
     except (ValueError, UnicodeEncodeError):
         raise tampered(f"{what} is not a readable PEM certificate") from None
 
@@ -75,9 +75,7 @@ def check_cas(db: CADatabase, root: Path) -> list[CertificateAuthority]:
         if serial_hex(cert.serial_number) != rec["serial"]:
             raise tampered(f"CA {rec['name']}: recorded serial does not match its certificate")
         key = _check_key(root / rec["key_file"], cert, f"CA {rec['name']}")
-        der = cert.public_bytes(serialization.Encoding.DER)
-        pem = cert.public_bytes(serialization.Encoding.PEM)
-        for suffix, data in ((".cer", der), (".der", der), (".crt", pem)):
+        for suffix, data in ((".cer", der(cert)), (".der", der(cert)), (".crt", pem(cert))):
             _same_file(root / "cas" / f"{rec['name']}{suffix}", data)
         out.append(CertificateAuthority(rec["name"], cert, key))
     return out
@@ -90,11 +88,11 @@ def check_entities(db: CADatabase, root: Path, cas: list[CertificateAuthority], 
         issuer = by_name.get(ent["issuer"])
         if issuer is None:
             raise tampered(f"entity {ent['name']} names an unknown issuer {ent['issuer']!r}")
-        for what, pem, serial in [
+        for what, cert_pem, serial in [
             ("certificate", ent["cert_pem"], ent["serial"]),
             *(("previous certificate", h["cert_pem"], h["serial"]) for h in ent["history"]),
         ]:
-            cert = parse_cert(pem, f"the {what} of entity {ent['name']}")
+            cert = parse_cert(cert_pem, f"the {what} of entity {ent['name']}")
             if serial_hex(cert.serial_number) != serial:
                 raise tampered(f"entity {ent['name']}: recorded serial {serial} does not match its {what}")
             if not issued_by(cert, issuer.cert):

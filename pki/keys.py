@@ -1,4 +1,4 @@
-"""Key types: generation, signature hash, PEM (de)serialization."""
+"""Key types: generation, signature hash, reading a PEM key (certkit.certs.key_pem writes one)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,15 +58,6 @@ def signature_hash(signing_key: PrivateKey) -> hashes.HashAlgorithm:
     if isinstance(signing_key, ec.EllipticCurvePrivateKey) and signing_key.curve.key_size >= 384:
         return hashes.SHA384()
     return hashes.SHA256()
-
-
-def key_to_pem(key: PrivateKey) -> bytes:
-    """PKCS#8 PEM, unencrypted: the files live in 0600 files / 0700 dirs."""
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
 
 
 def load_key_pem(data: bytes, where: str) -> PrivateKey:

@@ -12,16 +12,15 @@ in a 0700 directory of its own so no CA name can collide with it).
                                "status_file": "status.json"}
     <CA>.crt                  PEM, one per CA
     signers/<CA>-ocsp.crt     PEM, the CA's delegated signer
-    signers/<CA>-ocsp.key     PEM, its key (0644, see below)
+    signers/<CA>-ocsp.key     PEM, its key (0600)
     status.json               {<CA>: {<serial hex>: {"status": "good"|"revoked",
                                                      "revocation_time": ISO 8601 | null,
                                                      "reason": null | RFC 5280 reason name}}}
 
 ``status.json`` lists every certificate each CA issued (child CAs, its signer,
 entities current and superseded); a serial missing under its issuer is
-"unknown" to the responder. The key copy here is 0644 on purpose, like the
-client store's: the read-only mount is read by the container's user; the
-authoritative copy under ``ca/`` stays 0600.
+"unknown" to the responder. The key copy here is 0600 like every key
+(:func:`pki.export.mode_for`): root reads the read-only mount in the container.
 
 The folder is never replaced as a whole after ``init``: a running container
 keeps the directory it mounted, so ``issue``/``revoke``/``reissue`` replace
@@ -36,11 +35,13 @@ from typing import Any
 
 from cryptography import x509
 
+from certkit.certs import key_pem
+
 from .authority import CertificateAuthority
 from .database import CADatabase
-from .export import pem
-from .fsutil import make_dir, write_file
-from .keys import PrivateKey, key_to_pem
+from .export import pem, write
+from .fsutil import make_dir
+from .keys import PrivateKey
 
 OCSP_HOST = "ocsp-host"
 RESPONDER_CONFIG = "responder.json"
@@ -94,9 +95,9 @@ def write_host_dir(hdir: Path, cas: list[CertificateAuthority], signers: list[tu
     """Fill a new (staged) ``hosts/ocsp-host/``; ``signers`` are in CA order."""
     sdir = make_dir(hdir / "signers")
     for ca, (cert, key) in zip(cas, signers):
-        write_file(hdir / f"{ca.name}.crt", pem(ca.cert))
-        write_file(sdir / f"{ca.name}-ocsp.crt", pem(cert))
-        write_file(sdir / f"{ca.name}-ocsp.key", key_to_pem(key))  # 0644: see module docstring
+        write(hdir / f"{ca.name}.crt", pem(ca.cert))
+        write(sdir / f"{ca.name}-ocsp.crt", pem(cert))
+        write(sdir / f"{ca.name}-ocsp.key", key_pem(key))
     config = json.dumps(responder_config([ca.name for ca in cas]), indent=2) + "\n"
-    write_file(hdir / RESPONDER_CONFIG, config.encode("ascii"))
-    write_file(hdir / STATUS_FILE, status_bytes(db))
+    write(hdir / RESPONDER_CONFIG, config.encode("ascii"))
+    write(hdir / STATUS_FILE, status_bytes(db))

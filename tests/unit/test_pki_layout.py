@@ -1,9 +1,8 @@
-"""The output tree: exact paths, modes, host directories and the manifest contract."""
+"""The output tree: exact paths, host directories and the manifest contract (modes: test_pki_modes)."""
 from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,6 @@ import pytest
 
 def _files(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
-
-
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 def test_tree_is_exactly_the_contract(default_pki):
@@ -40,23 +35,6 @@ def test_tree_is_exactly_the_contract(default_pki):
     assert _files(root) == expected
     # No staging or backup leftovers next to the tree either.
     assert sorted(p.name for p in root.parent.iterdir()) == ["pki"]
-
-
-def test_modes(default_pki):
-    root = Path(default_pki["dir"])
-    assert _mode(root / "ca") == 0o700
-    assert _mode(root / "ca" / "db.json") == 0o600
-    for key in (root / "ca").glob("*.key.pem"):
-        assert _mode(key) == 0o600
-    assert _mode(root / "ca" / "ocsp-signers") == 0o700
-    for key in (root / "ca" / "ocsp-signers").iterdir():
-        assert _mode(key) == 0o600
-    for key in (root / "entities").glob("*/*.key.pem"):
-        assert _mode(key) == 0o600
-    for path in (root / "hosts").rglob("*"):
-        assert _mode(path) == (0o755 if path.is_dir() else 0o644), path
-    for path in [root, root / "cas", root / "entities", root / "truststores", root / "hosts"]:
-        assert _mode(path) == 0o755
 
 
 def test_host_files_are_copies_of_the_exports(pki_tools, default_pki):
