@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 
 RUN = Path("/run/safeqlab")
+# A unit that exits with EX_CONFIG has said why it cannot run (e.g. damaged state): like systemd's
+# RestartPreventExitStatus, it stays stopped until `systemctl start|restart` instead of looping.
+EX_CONFIG = 78
 
 
 def stop_child(child: subprocess.Popen | None) -> None:
@@ -84,6 +87,11 @@ def main(argv=None) -> int:
             wanted = True
             stop_child(child)
             start()
+        elif wanted and child is not None and child.poll() == EX_CONFIG:
+            wanted = False
+            print(f"supervise: {args.unit} refused to start (exit {EX_CONFIG}); it stays stopped until "
+                  f"`systemctl restart {args.unit}`", file=sys.stderr, flush=True)
+            write_state(f"failed 0 {generation}\n")
         elif wanted and child is not None and child.poll() is not None:
             # Restart=always, with a pause so a crash loop does not spin.
             print(f"supervise: {args.unit} exited with {child.returncode}; restarting in 1 s", file=sys.stderr, flush=True)

@@ -1,0 +1,84 @@
+"""May this endpoint connect, or stay connected? One pure decision for the handshake and live re-judging.
+
+The chain judged is the one the TLS layer verified (leaf first), never the extra
+certificates a peer merely sent: an appended certificate signed by a trusted CA, or a
+copy of a trusted root, proves nothing about the leaf.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptography import x509
+
+from certkit.certs import cert_names
+from certkit.chain import build_chain
+from certkit.jsse import EMPTY_CHAIN, PKIX
+from safeqlab.ocspcheck import Result
+
+ACCEPTED, REFUSED, NOT_TRUSTED = "accepted", "refused", "not-trusted"
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: str  # accepted | refused | not-trusted
+    reason: str    # in the words the product (Java) logs
+    warning: str | None = None  # accepted, but something an admin should see (OCSP fail-open)
+
+    @property
+    def accepted(self) -> bool:
+        return self.decision == ACCEPTED
+
+
+@dataclass(frozen=True)
+class Peer:
+    chain: tuple[x509.Certificate, ...]  # verified, leaf first
+    role: str
+    name: str
+    policy: str  # the policy the session was established under
+
+
+def judge(peer: Peer, *, policy: str, anchors: list[x509.Certificate], record: dict | None,
+          revocation: Result | None) -> Decision:
+    """The account's verdict on ``peer``.
+
+    policy      the account's certificate policy now
+    anchors     the Trusted CA certificates plus the public bundle (trusted-ca policy)
+    record      the endpoints-list record of the leaf's fingerprint (built-in policy)
+    revocation  the OCSP answer for the verified chain (ok already weighs fail-open/fail-closed),
+                or None while checks are off
+    """
+    if not peer.chain:
+        return Decision(REFUSED, EMPTY_CHAIN)
+    leaf = peer.chain[0]
+    if peer.name not in cert_names(leaf):
+        return Decision(REFUSED, f"announced name {peer.name} does not match the certificate "
+                                 f"({leaf.subject.rfc4514_string()})")
+    if peer.policy != policy:
+        return Decision(NOT_TRUSTED, f"certificate policy changed to {policy}")
+    if policy == "built-in":
+        return _builtin(record)
+    return _trusted_ca(peer, anchors, revocation)
+
+
+def _builtin(record: dict | None) -> Decision:
+    if not record or not record.get("trusted"):
+        ident = record["id"] if record else "?"
+        return Decision(NOT_TRUSTED, "endpoint not trusted: an administrator must trust endpoint "
+                                     f"{ident} in the endpoints list")
+    how = " (auto-trust)" if record.get("auto_trusted") else ""
+    return Decision(ACCEPTED, f"built-in policy: endpoint trusted by an administrator{how}")
+
+
+def _trusted_ca(peer: Peer, anchors: list[x509.Certificate], revocation: Result | None) -> Decision:
+    path = build_chain(peer.chain[0], list(peer.chain[1:]), anchors)
+    if path is None:
+        return Decision(NOT_TRUSTED, f"{PKIX}: its chain does not lead to a trusted CA")
+    reason = f"trusted-ca policy: chain verified to trusted CA {path[-1].subject.rfc4514_string()}"
+    if revocation is None:
+        return Decision(ACCEPTED, reason)
+    if not revocation.ok:
+        return Decision(REFUSED, f"OCSP: {revocation.reason}")
+    if revocation.status == "unavailable":  # fail-open
+        warning = f"OCSP warning (fail-open): {revocation.reason}"
+        return Decision(ACCEPTED, f"{reason}; {warning}", warning=warning)
+    return Decision(ACCEPTED, reason)
