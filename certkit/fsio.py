@@ -29,10 +29,10 @@ def write_new(path: str | Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Write (or truncate) ``path`` with an explicit mode, whatever the umask, and fsync it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
+        os.fchmod(fd, mode)  # before the data: an existing file with a looser mode never shows it
         view = memoryview(data)
         while view:  # os.write may write less than asked
             view = view[os.write(fd, view):]
-        os.fchmod(fd, mode)
         os.fsync(fd)
     finally:
         os.close(fd)
