@@ -6,8 +6,6 @@ from pathlib import Path
 
 from .errors import LabError
 
-COMPOSE_PROJECT = "safeq-lab"
-
 
 def root() -> Path:
     """SAFEQ_LAB_HOME, else the nearest folder upwards from here or the cwd with compose.yaml."""

@@ -17,9 +17,11 @@ import pytest
 import testinfra
 
 from certkit.certs import fingerprint, load_cert_file
+from lab import topology
+from safeqlab.records import current_record
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = "safeq-lab"
+TOPOLOGY = topology.load()  # compose.yaml: project name, services, container names
 
 
 def pytest_collection_modifyitems(items):
@@ -30,8 +32,8 @@ def pytest_collection_modifyitems(items):
 
 
 def compose(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker", "compose", "-f", str(ROOT / "compose.yaml"), "-p", PROJECT, *args],
-                          capture_output=True, text=True, cwd=ROOT)
+    return subprocess.run(["docker", "compose", "-f", str(ROOT / "compose.yaml"), "-p", TOPOLOGY.project, *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
 def container(service: str) -> str:
@@ -59,7 +61,7 @@ def manifest() -> dict:
 def host(service: str):
     """By container name, so a host stays valid when `up` recreates its container."""
     container(service)
-    return testinfra.get_host(f"docker://{PROJECT}-{service}-1")
+    return testinfra.get_host(f"docker://{TOPOLOGY.service(service).container}")
 
 
 @pytest.fixture(scope="session")
@@ -108,9 +110,7 @@ def ca_name(manifest: dict, index: int) -> str:
 
 def endpoint(primary, name: str) -> dict | None:
     """The record for NAME: the connected one, else the one seen last."""
-    named = [e for e in endpoints(primary) if e["name"] == name]
-    named.sort(key=lambda e: (e.get("state") == "connected", e.get("last_seen") or ""))
-    return named[-1] if named else None
+    return current_record(endpoints(primary), name)
 
 
 def sha256_of(path) -> str:

@@ -1,6 +1,9 @@
 """The doc's application.conf edit, as `safeq-lab up` types it, read back by the primary's parser."""
+import json
+import os
+import shutil
+import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +42,89 @@ def test_no_primary_entity_is_a_clear_error(manifest):
     data, host_dir = manifest
     with pytest.raises(LabError, match="the PKI has no entity with role primary"):
         steps.primary_steps(dict(data, entities=[e for e in data["entities"] if e["role"] != "primary"]), host_dir)
+
+
+def test_sed_step_keeps_quotes_and_backslashes_in_the_password(manifest, tmp_path):
+    data, host_dir = manifest
+    password = 'back\\slash "quoted" \\n & |'
+    data["entities"] = [dict(e, pfx_password=password) if e["role"] == "primary" else e for e in data["entities"]]
+    edit = next(s for s in steps.primary_steps(data, host_dir) if s.command.startswith("sed "))
+    conf = tmp_path / "application.conf"
+    conf.write_text(CONF)
+    subprocess.run(["sh", "-c", edit.command.replace(f"{steps.CONF_DIR}/application.conf", str(conf))], check=True)
+    assert hocon.setting(hocon.parse(conf.read_text()), "default-keystore-password") == password
+
+
+# Names a Trusted CA file (or the primary entity) may have: each must reach its command as one
+# argument, and none may run anything.
+NASTY_CA_FILES = ["Acme CA $(touch pwned1).cer", "it's `touch pwned2`.cer", '"; touch pwned3; ".cer',
+                  "a;b|c&d > pwned4.cer"]
+NASTY_ENTITY = "primary $(touch pwned5) 'x'"
+RECORDER = """#!/usr/bin/env python3
+import json, os, sys
+with open(os.environ["ARGV_LOG"], "a") as log:
+    log.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\\n")
+"""
+
+
+def fake_container(tmp_path, host_dir, monkeypatch) -> tuple[Path, Path, dict]:
+    """The primary's /pki, conf folder, keytool and admin commands, as temp paths with spaces."""
+    mount = tmp_path / "pki mount $(touch pwned0)"
+    mount.mkdir()
+    shutil.copy(host_dir / "cacert.crt", mount / "cacert.crt")
+    cer = sorted(host_dir.glob("*.cer"))[0]
+    for name in NASTY_CA_FILES:
+        shutil.copy(cer, mount / name)
+    shutil.copy(host_dir / "primary-host.pfx", mount / f"{NASTY_ENTITY}.pfx")
+    conf = tmp_path / "conf dir"
+    conf.mkdir()
+    (conf / "application.conf").write_text(CONF)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("keytool", "safeq-admin", "systemctl"):
+        (bin_dir / tool).write_text(RECORDER)
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setattr(steps, "PKI_MOUNT", str(mount))
+    monkeypatch.setattr(steps, "CONF_DIR", str(conf))
+    monkeypatch.setattr(steps, "KEYTOOL", str(bin_dir / "keytool"))
+    monkeypatch.setattr(steps, "CACERTS", str(tmp_path / "jre security" / "cacerts"))
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "ARGV_LOG": str(tmp_path / "argv.log")}
+    return mount, conf, env
+
+
+def test_file_names_are_quoted_in_every_primary_step(manifest, tmp_path, monkeypatch):
+    data, host_dir = manifest
+    data = dict(data, entities=[dict(e, name=NASTY_ENTITY) if e["role"] == "primary" else e
+                                for e in data["entities"]])
+    mount, conf, env = fake_container(tmp_path, host_dir, monkeypatch)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    for step in steps.primary_steps(data, mount):
+        for command in filter(None, (step.unless, step.command)):
+            subprocess.run(["sh", "-c", command], cwd=work, env=env, input=step.stdin, text=True,
+                           capture_output=True)
+
+    assert [p.name for p in tmp_path.rglob("pwned*")] == []  # nothing ran
+    pfx = conf / f"{NASTY_ENTITY}.pfx"
+    assert pfx.read_bytes() == (mount / f"{NASTY_ENTITY}.pfx").read_bytes()
+    assert stat.S_IMODE(pfx.stat().st_mode) == 0o644
+    assert hocon.setting(hocon.parse((conf / "application.conf").read_text()), "default-keystore-file") == str(pfx)
+    ca_files = [str(p) for p in sorted(mount.glob("*.cer"))]
+    assert len(ca_files) == len(NASTY_CA_FILES)
+    calls = [json.loads(line) for line in Path(env["ARGV_LOG"]).read_text().splitlines()]
+    cacerts = str(tmp_path / "jre security" / "cacerts")
+    assert calls == [
+        ["keytool", "-list", "-keystore", cacerts, "-storepass", "changeit"],
+        ["keytool", "-importcert", "-file", str(mount / "cacert.crt"), "-keystore", cacerts],
+        ["safeq-admin", "trusted-ca", "contains", *ca_files],
+        ["safeq-admin", "trusted-ca", "import", *ca_files],
+        ["safeq-admin", "account", "set-policy", "trusted-ca"],
+        ["systemctl", "restart", "safeq-cloud-server"],
+    ]
+
+
+def test_ordinary_names_read_as_the_doc_types_them(manifest):
+    data, host_dir = manifest
+    commands = [s.command for s in steps.primary_steps(data, host_dir)]
+    assert commands[0] == "cp /pki/primary-host.pfx /opt/safeqcloud/conf/primary-host.pfx"
+    assert commands[4] == "safeq-admin trusted-ca import /pki/Acme-CA-Intermediate.cer /pki/Acme-CA-Root.cer"

@@ -1,11 +1,11 @@
 """safeq-admin: the primary's admin commands, a thin client of its admin API.
 
-status and health are read locally so they work while the service restarts.
+account, endpoints and trusted-ca are safeqlab.admincli (the same commands as
+`safeq-lab account|endpoints`) over HTTP to the loopback; status and health are read
+locally so they work while the service restarts.
 """
 from __future__ import annotations
 
-import argparse
-import base64
 import json
 import re
 import subprocess
@@ -13,21 +13,16 @@ import sys
 import http.client
 import urllib.error
 import urllib.request
-from urllib.parse import quote
 
 from cryptography import x509
 
 from certkit import fsio
-from safeqlab import util
+from safeqlab import admincli
 from certkit.certs import describe, fingerprint
 
 from . import account, paths
 
 API = f"http://127.0.0.1:{paths.ADMIN_PORT}"
-
-
-class AdminError(Exception):
-    pass
 
 
 def call(method: str, path: str, body=None):
@@ -41,10 +36,10 @@ def call(method: str, path: str, body=None):
             msg = json.loads(exc.read()).get("error")
         except ValueError:
             msg = exc.reason
-        raise AdminError(msg) from None
+        raise admincli.AdminError(msg, exc.code) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError):
-        raise AdminError("the primary server is not running (its admin API does not answer): "
-                         "check `systemctl status safeq-cloud-server`") from None
+        raise admincli.AdminError("the primary server is not running (its admin API does not answer): "
+                                  "check `systemctl status safeq-cloud-server`") from None
 
 
 def served_certificate(host: str) -> x509.Certificate | None:
@@ -74,53 +69,40 @@ def health() -> tuple[bool, str]:
     return True, f"serving {expected['subject']} issued by {expected['issuer']} ({status['state']})"
 
 
-def show(data, as_json: bool, lines) -> None:
-    print(json.dumps(data, indent=2) if as_json else "\n".join(lines(data)))
-
-
-def endpoint_lines(eps):
-    for ep in eps:
-        yield (f"{ep['id']}  {ep.get('name') or '?':<16} {ep.get('role') or '?':<8} {ep.get('decision') or '?':<12} "
-               f"{ep.get('state') or '?':<13} {ep.get('subject') or ''}  {ep.get('reason') or ''}")
-
-
-def account_lines(acc):
-    yield f"Certificate policy for internal communication: {acc['certificate_policy']}"
-    yield f"Automatically trust new clients/servers: {'on' if acc['auto_trust'] else 'off'}"
-    o = acc["ocsp"]
-    yield f"OCSP revocation checks: {'on' if o['enabled'] else 'off'}; custom OCSP URL: {o['url'] or '-'}; on failure: {o['on_failure']}"
-    yield "Trusted CA certificates:"
-    for ca in acc["trusted_cas"]:
-        yield f"  {ca['sha256'].replace(':', '')[:16].lower()}  {ca['subject']}  (until {ca['not_after'][:10]})"
-
-
-def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="safeq-admin")
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("status"); p.add_argument("--json", action="store_true")
-    sub.add_parser("health")
-    sub.add_parser("openapi")
+def parser() -> admincli.Parser:
+    ap = admincli.Parser(prog="safeq-admin")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=admincli.Parser)
+    p = sub.add_parser("status", help="the server's own report (read locally: works while it restarts)")
+    p.add_argument("--json", action="store_true")
+    sub.add_parser("health", help="the healthcheck: port 2560 serves the certificate the policy calls for")
+    sub.add_parser("openapi", help="the admin API's schema")
     api = sub.add_parser("api", help="raw call: METHOD PATH, JSON body on stdin")
     api.add_argument("method", choices=["GET", "POST", "PUT", "DELETE"])
     api.add_argument("path")
-    ep = sub.add_parser("endpoints"); ep.add_argument("--json", action="store_true")
-    ep.add_argument("action", nargs="?", choices=["list", "trust", "untrust"], default="list")
-    ep.add_argument("id", nargs="?")
-    acc = sub.add_parser("account"); acc.add_argument("--json", action="store_true")
-    acc.add_argument("action", nargs="?", choices=["show", "set-policy", "auto-trust", "ocsp"], default="show")
-    acc.add_argument("value", nargs="?")
-    acc.add_argument("--url"); acc.add_argument("--no-url", action="store_true")
-    acc.add_argument("--on-failure", choices=list(account.ON_FAILURE))
-    tca = sub.add_parser("trusted-ca"); tca.add_argument("--json", action="store_true")
-    tca.add_argument("action", choices=["import", "list", "remove", "contains"])
-    tca.add_argument("args", nargs="*")
+    groups = admincli.add_commands(sub)
+    contains = groups["trusted-ca"].add_parser("contains", help="exit 0 when every certificate in FILEs is listed")
+    contains.add_argument("files", nargs="+", metavar="FILE")
     return ap
+
+
+def contains(names: list[str]) -> int:
+    """0 when every certificate in the files is in the Trusted CA list (makes `up` re-runnable)."""
+    present = {c["sha256"] for c in call("GET", "/api/v1/trusted-cas")}
+    wanted = set()
+    for name in names:
+        try:
+            with open(name, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise admincli.AdminError(f"{name}: {exc.strerror}") from None
+        wanted |= {fingerprint(c) for c in account.load_certs(data, name)}
+    return 0 if wanted <= present else 1
 
 
 def run(args) -> int:
     if args.cmd == "status":
         status = fsio.read_json(paths.STATUS, {}) or {}
-        show(status, args.json, lambda s: [f"{s.get('state')}: {s.get('serving', {}).get('subject')}"])
+        print(json.dumps(status, indent=2) if args.json else f"{status.get('state')}: {status.get('serving', {}).get('subject')}")
         return 0
     if args.cmd == "health":
         ok, why = health()
@@ -131,77 +113,21 @@ def run(args) -> int:
         try:
             body = json.loads(raw) if raw.strip() else None
         except ValueError:
-            raise AdminError("the request body on stdin is not JSON") from None
+            raise admincli.AdminError("the request body on stdin is not JSON") from None
         print(json.dumps(call(args.method, args.path, body), indent=2))
         return 0
     if args.cmd == "openapi":
         print(json.dumps(call("GET", "/openapi.json"), indent=2))
         return 0
-    if args.cmd == "endpoints":
-        if args.action == "list":
-            show(call("GET", "/api/v1/endpoints"), args.json, endpoint_lines)
-            return 0
-        if not args.id:
-            raise AdminError(f"endpoints {args.action} needs an endpoint id (or a unique name)")
-        show([call("POST", f"/api/v1/endpoints/{quote(args.id, safe='')}/{args.action}")], args.json, endpoint_lines)
-        return 0
-    if args.cmd == "account":
-        if args.action == "show":
-            result = call("GET", "/api/v1/account")
-        elif args.action == "set-policy":
-            result = call("PUT", "/api/v1/account/policy", {"policy": args.value})
-        elif args.action == "auto-trust":
-            if args.value not in ("on", "off"):
-                raise AdminError("auto-trust takes on or off")
-            result = call("PUT", "/api/v1/account/auto-trust", {"enabled": args.value == "on"})
-        else:
-            body = {}
-            if args.value is not None:
-                if args.value not in ("on", "off"):
-                    raise AdminError("ocsp takes on or off")
-                body["enabled"] = args.value == "on"
-            if args.url or args.no_url:
-                body["url"] = None if args.no_url else args.url
-            if args.on_failure:
-                body["on_failure"] = args.on_failure
-            result = call("PUT", "/api/v1/account/ocsp", body)
-        show(result, args.json, account_lines)
-        return 0
-    # trusted-ca
-    if args.action == "list":
-        show(call("GET", "/api/v1/trusted-cas"), args.json, lambda cas: [c["subject"] for c in cas])
-        return 0
-    if args.action == "remove":
-        if len(args.args) != 1:
-            raise AdminError("trusted-ca remove takes one fingerprint (or CN)")
-        ca = call("DELETE", f"/api/v1/trusted-cas/{quote(args.args[0], safe='')}")
-        print(f"removed trusted CA {ca['subject']}")
-        return 0
-    if not args.args:
-        raise AdminError(f"trusted-ca {args.action} needs at least one file")
-    files = []
-    for name in args.args:
-        try:
-            with open(name, "rb") as f:
-                files.append((name, f.read()))
-        except OSError as exc:
-            raise AdminError(f"{name}: {exc.strerror}") from None
-    if args.action == "contains":
-        present = {c["sha256"] for c in call("GET", "/api/v1/trusted-cas")}
-        wanted = {fingerprint(c) for name, data in files for c in account.load_certs(data, name)}
-        return 0 if wanted <= present else 1
-    added = call("POST", "/api/v1/trusted-cas",
-                 {"files": [{"name": n, "data_base64": base64.b64encode(d).decode()} for n, d in files]})
-    for ca in added:
-        print(f"imported trusted CA {ca['subject']}")
-    return 0
+    if args.cmd == "trusted-ca" and args.action == "contains":
+        return contains(args.files)
+    return admincli.execute(args, call)
 
 
 def main(argv=None) -> int:
-    args = parser().parse_args(argv)
     try:
-        return run(args)
-    except (AdminError, account.AccountError) as exc:
+        return run(parser().parse_args(argv))
+    except (admincli.AdminError, account.AccountError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

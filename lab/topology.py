@@ -1,0 +1,144 @@
+"""The lab's topology as compose.yaml describes it, read through `docker compose config`.
+
+compose.yaml is the one description of the services, their host names, ports and PKI
+mounts; everything in lab/ and the infra checks reads them from here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import docker, project
+from .errors import LabError
+
+CONFIG_TIMEOUT = docker.QUICK
+
+
+@dataclass(frozen=True)
+class Port:
+    """A published port: host_ip:host_port on the host -> container_port in the container."""
+    host_ip: str
+    host_port: str
+    container_port: int
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    container: str                 # <project>-<service>-1, or compose's container_name
+    hostname: str | None
+    aliases: tuple[str, ...]
+    ports: tuple[Port, ...]
+    exposed: tuple[str, ...]       # `expose:` ports, reachable on the lab network only
+    pki_mount: str | None          # the bind source relative to the PKI dir, e.g. hosts/primary-host
+
+    @property
+    def host(self) -> str | None:
+        """The name the other hosts reach it by."""
+        return self.hostname or (self.aliases[0] if self.aliases else None)
+
+    @property
+    def port(self) -> str:
+        """The container port(s) it serves, for a summary: published first, else exposed."""
+        ports = [str(p.container_port) for p in self.ports] or [p.split("/")[0] for p in self.exposed]
+        return ", ".join(dict.fromkeys(ports))
+
+
+@dataclass(frozen=True)
+class Topology:
+    project: str
+    services: tuple[Service, ...]  # in compose.yaml's order
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.services]
+
+    def service(self, name: str) -> Service:
+        for svc in self.services:
+            if svc.name == name:
+                return svc
+        raise LabError(f"compose.yaml has no service {name!r} (it has {', '.join(self.names)})")
+
+
+def file_order(compose_text: str) -> list[str]:
+    """Service names in the order compose.yaml lists them.
+
+    `config --format json` sorts them by name and `config --services` by dependency;
+    only the file itself keeps the order its author chose."""
+    names, indent, inside = [], None, False
+    for line in compose_text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line[0].isspace():
+            inside = line.split("#")[0].rstrip() == "services:"
+            continue
+        if inside:
+            m = re.match(r"(\s+)([\w.-]+)\s*:", line)
+            width = len(line) - len(line.lstrip())
+            indent = width if indent is None else indent
+            if m and width == indent:
+                names.append(m.group(2))
+    return names
+
+
+def _pki_mount(volumes: list[dict], pki_dir: Path) -> str | None:
+    for vol in volumes or []:
+        if vol.get("type") != "bind" or not vol.get("source"):
+            continue
+        source = Path(vol["source"])
+        if source == pki_dir or pki_dir in source.parents:
+            return source.relative_to(pki_dir).as_posix()
+    return None
+
+
+def _service(project_name: str, name: str, cfg: dict, pki_dir: Path) -> Service:
+    aliases = []
+    for net in (cfg.get("networks") or {}).values():
+        aliases += (net or {}).get("aliases") or []
+    ports = tuple(Port(p.get("host_ip") or "0.0.0.0", str(p.get("published") or ""), int(p["target"]),
+                       p.get("protocol") or "tcp") for p in cfg.get("ports") or [])
+    return Service(name=name, container=cfg.get("container_name") or f"{project_name}-{name}-1",
+                   hostname=cfg.get("hostname"), aliases=tuple(dict.fromkeys(aliases)), ports=ports,
+                   exposed=tuple(str(e) for e in cfg.get("expose") or []),
+                   pki_mount=_pki_mount(cfg.get("volumes"), pki_dir))
+
+
+def parse(config: dict, pki_dir: Path, order: list[str] | None = None) -> Topology:
+    """`config`: the JSON of `docker compose config --format json`, run with SAFEQ_PKI_DIR=pki_dir."""
+    name = config.get("name")
+    services = config.get("services") or {}
+    if not name or not services:
+        raise LabError("`docker compose config` shows no project name or no services: check compose.yaml")
+    listed = [s for s in order or [] if s in services]
+    names = listed + sorted(set(services) - set(listed))
+    return Topology(project=name, services=tuple(_service(name, s, services[s], Path(pki_dir)) for s in names))
+
+
+_cache: dict[tuple[Path, Path], Topology] = {}
+
+
+def load() -> Topology:
+    """The topology, from one `docker compose config` per process (and PKI dir)."""
+    root, pki_dir = project.root(), project.pki_dir()
+    if (root, pki_dir) not in _cache:
+        _cache[(root, pki_dir)] = parse(_config(root, pki_dir), pki_dir,
+                                        file_order((root / "compose.yaml").read_text()))
+    return _cache[(root, pki_dir)]
+
+
+def _config(root: Path, pki_dir: Path) -> dict:
+    argv = ["docker", "compose", "-f", str(root / "compose.yaml"), "config", "--format", "json"]
+    proc = docker.run_timed(argv, CONFIG_TIMEOUT, what="docker compose config", cwd=root,
+                            env=dict(os.environ, SAFEQ_PKI_DIR=str(pki_dir)), capture_output=True, text=True)
+    if proc.returncode != 0:
+        detail = (proc.stderr or "").strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+        raise LabError(f"`docker compose config` cannot read compose.yaml ({detail[0]}): fix the file")
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        raise LabError("`docker compose config --format json` printed something that is not JSON: "
+                       "update Docker Compose to v2") from None

@@ -1,0 +1,78 @@
+"""`safeq-lab clean --pki` deletes only a PKI the lab made, and says when it could not delete it all."""
+import os
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+import pki
+from lab import cli, docker
+
+
+@pytest.fixture
+def docker_calls(monkeypatch):
+    calls = []
+    monkeypatch.setattr(docker, "preflight", lambda: calls.append("preflight"))
+    monkeypatch.setattr(docker, "compose", lambda *args, **kw: calls.append(("compose", *args)))
+    monkeypatch.setattr(docker, "run_timed", lambda argv, timeout, **kw: calls.append(tuple(argv))
+                        or subprocess.CompletedProcess(argv, 0))
+    return calls
+
+
+def clean(monkeypatch, pki_dir):
+    monkeypatch.setenv("SAFEQ_PKI_DIR", str(pki_dir))
+    return CliRunner().invoke(cli.main, ["clean", "--pki"])
+
+
+def test_a_folder_the_lab_did_not_make_is_left_alone(monkeypatch, tmp_path, docker_calls):
+    folder = tmp_path / "my documents"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "thesis.odt").write_text("years of work")
+    result = clean(monkeypatch, folder)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"error: {folder} is not a PKI made by safeq-lab (it lacks ca/db.json): nothing was deleted; delete it "
+        "yourself if you mean to, or point SAFEQ_PKI_DIR at the lab's PKI"]
+    assert (folder / "sub" / "thesis.odt").read_text() == "years of work"
+    assert docker_calls == []  # not even the containers
+
+
+def test_the_lab_pki_is_removed(monkeypatch, tmp_path, docker_calls):
+    pki.init_pki(tmp_path / "pki")
+    result = clean(monkeypatch, tmp_path / "pki")
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "pki").exists()
+    assert f"removed {tmp_path / 'pki'}" in " ".join(result.output.split())
+    assert docker_calls[0] == "preflight" and docker_calls[1][:2] == ("compose", "down")
+
+
+def test_a_failed_removal_is_reported_not_called_removed(monkeypatch, tmp_path, docker_calls):
+    pki.init_pki(tmp_path / "pki")
+    real_unlink = os.unlink
+
+    def unlink(path, *args, **kwargs):  # as root, permissions cannot make a file undeletable
+        if str(path).endswith(".key.pem"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_unlink(path, *args, **kwargs)
+    monkeypatch.setattr(os, "unlink", unlink)
+    result = clean(monkeypatch, tmp_path / "pki")
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: could not remove all of {tmp_path / 'pki'}: ")
+    assert ".key.pem (Permission denied)" in lines[0]
+    assert lines[0].endswith("fix the permissions (or unmount it) and run `safeq-lab clean --pki` again")
+    assert "removed" not in result.output
+    assert list((tmp_path / "pki").rglob("*.key.pem"))  # what the error lists is still there
+
+
+def test_no_pki_folder_is_nothing_to_remove(monkeypatch, tmp_path, docker_calls):
+    result = clean(monkeypatch, tmp_path / "none")
+    assert result.exit_code == 0
+    assert f"no PKI in {tmp_path / 'none'}: nothing to remove" in " ".join(result.output.split())
+
+
+def test_without_pki_the_folder_is_not_looked_at(monkeypatch, tmp_path, docker_calls):
+    (tmp_path / "keep.txt").write_text("x")
+    monkeypatch.setenv("SAFEQ_PKI_DIR", str(tmp_path))
+    result = CliRunner().invoke(cli.main, ["clean"])
+    assert result.exit_code == 0 and (tmp_path / "keep.txt").exists()

@@ -1,0 +1,176 @@
+"""`safeq-lab up --timeout S`: one deadline for the whole run; every docker call has a timeout."""
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lab import docker, images, status, steps, topology
+from lab import up as lab_up
+from lab.cli import main
+from lab.deadline import Deadline
+from lab.docker import CommandTimeout
+from lab.errors import LabError
+
+TOPO = topology.parse({"name": "safeq-lab", "services": {
+    "primary": {"hostname": "primary-host", "volumes": [{"type": "bind", "source": "/p/hosts/primary-host"}]},
+    "gateway": {"hostname": "gateway-host"}, "client": {"hostname": "pcclient-host"}}}, Path("/p"))
+HINT = "raise --timeout, or see `safeq-lab status` and `safeq-lab logs SERVICE`"
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeDocker:
+    """Records each call's timeout with the clock; a command named 'hangs' hangs until its timeout."""
+
+    def __init__(self, clock: Clock, cost: float = 2.0):
+        self.clock, self.cost, self.calls = clock, cost, []
+
+    def compose(self, *args, timeout=None, **kwargs):
+        self.calls.append((args, self.clock.now, timeout))
+        if args[0] == "exec" and args[-1] == "hangs":
+            self.clock.now += timeout
+            raise CommandTimeout(docker.label(["docker", "compose", *args]), timeout)
+        self.clock.now += self.cost
+        return subprocess.CompletedProcess(args, 0, stdout="[]", stderr="")
+
+    def run(self, argv, timeout, check=True):
+        self.calls.append((tuple(argv), self.clock.now, timeout))
+        self.clock.now += self.cost
+        return subprocess.CompletedProcess(argv, 0)
+
+
+@pytest.fixture
+def lab(monkeypatch):
+    clock = Clock()
+    fake = FakeDocker(clock)
+    monkeypatch.setattr(lab_up, "Deadline", lambda seconds: Deadline(seconds, clock=clock))
+    monkeypatch.setattr(lab_up, "prepare", lambda d: ({}, TOPO))
+    monkeypatch.setattr(docker, "compose", fake.compose)
+    monkeypatch.setattr(docker, "run", fake.run)
+    monkeypatch.setattr(lab_up, "print_summary", lambda result: None)
+    monkeypatch.setattr(status, "collect", lambda health_now=None, timeout=None: {"timeout": timeout})
+    monkeypatch.setattr(steps, "primary_steps", lambda manifest, host_dir: [steps.Step("first", "true"),
+                                                                           steps.Step("second", "true")])
+    monkeypatch.setattr(lab_up.time, "sleep", lambda s: None)
+    return clock, fake
+
+
+def converged(clock, failing=None, cost=3.0):
+    def wait(timeout):
+        clock.now += cost
+        return failing or {}, {}
+    return wait
+
+
+def test_each_step_gets_the_time_that_is_left(lab, monkeypatch):
+    clock, fake = lab
+    waits = []
+    monkeypatch.setattr(status, "wait_converged", lambda timeout: waits.append((clock.now, timeout)) or ({}, {}))
+    lab_up.run("trusted-ca", build=True, timeout=100)
+    assert len(fake.calls) == 8  # 3 builds, up primary, admin API, 2 steps, up all
+    for args, at, timeout in fake.calls:
+        assert 0 < timeout <= 100 - at, (args, at, timeout)
+    assert [t for _, _, t in fake.calls[:4]] == [100, 98, 96, 94]  # the builds and `up` get all that is left
+    assert waits == [(16.0, 84.0)]
+
+
+def test_a_step_past_the_deadline_names_the_run_and_the_step(lab, monkeypatch):
+    clock, fake = lab
+    monkeypatch.setattr(steps, "primary_steps", lambda manifest, host_dir: [steps.Step("Copy the PFX", "true"),
+                                                                           steps.Step("Hang", "hangs")])
+    result = CliRunner().invoke(main, ["up", "--no-build", "--timeout", "30"])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert [l for l in result.stderr.splitlines() if l.startswith("error:")] == [
+        f"error: safeq-lab up did not finish within 30 s (at step primary setup: Hang); {HINT}"]
+    assert result.stderr.strip().splitlines()[-1].startswith("error:")
+    assert clock.now >= 30
+
+
+def test_services_not_healthy_by_the_deadline(lab, monkeypatch):
+    clock, fake = lab
+    monkeypatch.setattr(status, "wait_converged", converged(clock, {"gateway": "not connected"}, cost=200))
+    with pytest.raises(LabError) as err:
+        lab_up.run("trusted-ca", build=False, timeout=120)
+    assert str(err.value) == ("safeq-lab up did not finish within 120 s (at step waiting until every service is "
+                              f"healthy): not every service became healthy (gateway: not connected); {HINT}")
+
+
+def test_no_time_left_for_the_next_step(lab, monkeypatch):
+    clock, fake = lab
+    fake.cost = 11  # `up primary` alone takes all of it
+    with pytest.raises(LabError, match=r"^safeq-lab up did not finish within 10 s \(at step waiting for the "
+                                       r"primary's admin API\)"):
+        lab_up.run("trusted-ca", build=False, timeout=10)
+
+
+def test_builtin_policy_waits_for_registration_within_the_deadline(lab, monkeypatch):
+    clock, fake = lab
+    monkeypatch.setattr(lab_up.admin, "lab_call", lambda method, path, timeout: clock.__setattr__("now", clock.now + 5) or [])
+    with pytest.raises(LabError) as err:
+        lab_up.run("built-in", build=False, timeout=60)
+    assert str(err.value).startswith("safeq-lab up did not finish within 60 s (at step waiting for gateway and "
+                                     "client to register)")
+    up_wait = next(c for c in fake.calls if "--wait-timeout" in c[0])
+    assert int(up_wait[0][up_wait[0].index("--wait-timeout") + 1]) <= 60 - up_wait[1]
+
+
+def test_a_command_that_times_out_on_its_own_keeps_its_message():
+    clock = Clock()
+    d = Deadline(500, clock=clock)
+    with pytest.raises(CommandTimeout, match=r"^`docker ps` did not answer in 20 s: check that Docker responds"):
+        with d.at("status"):
+            clock.now = 20
+            raise CommandTimeout("docker ps", 20)
+
+
+def test_deadline_left_caps_and_expires():
+    clock = Clock()
+    d = Deadline(50, clock=clock)
+    assert (d.left(), d.left(10)) == (50, 10)
+    clock.now = 45
+    assert d.left(10) == 5
+    clock.now = 50
+    with d.at("starting primary"), pytest.raises(LabError, match=r"within 50 s \(at step starting primary\); raise"):
+        d.left()
+
+
+# -- every subprocess has a timeout -----------------------------------------------------------
+
+def test_a_hanging_compose_command_says_which_and_what_to_do(monkeypatch):
+    def hang(argv, **kwargs):
+        raise subprocess.TimeoutExpired(argv, kwargs["timeout"])
+    monkeypatch.setattr(docker.subprocess, "run", hang)
+    with pytest.raises(LabError) as err:
+        docker.compose("up", "-d", "--no-build", "primary", timeout=42)
+    assert str(err.value) == ("`docker compose up -d --no-build primary` did not answer in 42 s: check that Docker "
+                              "responds (`docker info`), see `safeq-lab logs`, and try again")
+
+
+def test_every_docker_call_in_lab_passes_a_timeout(monkeypatch, tmp_path):
+    seen = []
+
+    def run(argv, **kwargs):
+        seen.append((argv[:3], kwargs.get("timeout")))
+        out = '["CMD", "true"]' if argv[:2] == ["docker", "inspect"] else ""
+        return subprocess.CompletedProcess(argv, 0, stdout=out, stderr="")
+    monkeypatch.setattr(docker.subprocess, "run", run)
+    monkeypatch.setattr(docker.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(topology, "_cache", {})
+    docker.preflight()
+    docker.compose("down")
+    docker.exec_sh("primary", "true")
+    docker.ps()
+    docker.run(["bash", "x"], timeout=5)
+    status.healthcheck_now("c")
+    images.build_all(lambda msg: None, Deadline(100))
+    with pytest.raises(LabError):  # empty output is not JSON; the call had its timeout all the same
+        topology.load()
+    assert seen and all(t is not None and t > 0 for _, t in seen), seen
