@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_pki.py
 	$(PY) bench/bench_ocsp.py
 	$(PY) bench/bench_lab.py
+	$(PY) bench/bench_hostile.py
 
 clean: $(STAMP)
 	$(VENV)/bin/safeq-lab clean

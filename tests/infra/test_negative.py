@@ -1,4 +1,5 @@
 """Misconfigurations fail the way the real product would, with the reason it would give."""
+import json
 import re
 import shlex
 
@@ -19,9 +20,12 @@ def test_self_signed_client_is_refused_and_the_primary_logs_why(client, primary)
     assert re.search(r"alert (unknown ca|bad certificate)", out.stdout), out.stdout
     expected = f"{PKIX} (openssl: self-signed certificate)"
     log = wait_for(lambda: (lambda t: t if expected in t else "")(primary.file("/var/log/safeqcloud/server.log").content_string), 10)
-    assert re.search(r"Refused TLS connection from \S+ \(\d+\.\d+\.\d+\.\d+\): " + re.escape(expected), log)
-    refused = [e for e in endpoints(primary) if e["decision"] == "not-trusted" and e["reason"] == expected]
-    assert refused and refused[0]["state"] == "disconnected"
+    assert re.search(r"Refused TLS connection from \d+\.\d+\.\d+\.\d+: " + re.escape(expected), log)
+    # A handshake that shows no identity is listed among the refused connections, not as an endpoint.
+    client_ip = client.check_output("hostname -i").split()[0]
+    refused = json.loads(primary.check_output("safeq-admin api GET /api/v1/refused"))
+    assert any(r["address"] == client_ip and r["reason"] == expected for r in refused), refused
+    assert not [e for e in endpoints(primary) if e.get("role") in (None, "unknown") or e["name"] == "rogue-host"]
 
 
 def test_garbage_and_half_open_connections_do_not_hurt_the_primary(client, primary):

@@ -1,0 +1,112 @@
+"""Hostile peers cannot hurt the primary: idle and dripping connections are closed by deadlines,
+unauthenticated connections are capped, protocol garbage is a logged protocol error, and the
+endpoints stay connected throughout. The attacker runs in the OCSP container (an address of its
+own on the lab network that is not an endpoint)."""
+import json
+import subprocess
+import textwrap
+
+import pytest
+
+from conftest import host, wait_for
+
+
+@pytest.fixture(scope="module")
+def ocsp():
+    return host("ocsp")
+
+HOLD = textwrap.dedent("""
+    import json, select, socket, sys, time
+    n, drip = int(sys.argv[1]), sys.argv[2] == "drip"
+    socks = []
+    for _ in range(n):
+        try:
+            socks.append(socket.create_connection(("primary-host", 2560), timeout=5))
+        except OSError:
+            pass
+    t0, poll, open_ = time.monotonic(), select.poll(), {}
+    for s in socks:
+        poll.register(s, select.POLLIN)
+        open_[s.fileno()] = s
+    last = 0.0
+    while open_ and time.monotonic() - t0 < 30:
+        if drip and time.monotonic() - last >= 1:  # one byte per second of a TLS record header
+            last = time.monotonic()
+            for s in list(open_.values()):
+                try:
+                    s.send(b"\\x16")
+                except OSError:
+                    pass
+        for fd, _ in poll.poll(200):
+            s = open_.pop(fd, None)
+            if s is None:
+                continue
+            try:
+                s.recv(1)
+            except OSError:
+                pass
+            poll.unregister(fd)
+            s.close()
+    print(json.dumps({"opened": len(socks), "still_open": len(open_), "seconds": round(time.monotonic() - t0, 1)}))
+""")
+
+
+def threads(primary) -> int:
+    pid = primary.check_output("cut -d' ' -f2 /run/safeqlab/safeq-cloud-server.state")
+    return int(primary.check_output(f"awk '/^Threads:/ {{print $2}}' /proc/{pid}/status"))
+
+
+def connected_since(gateway, client) -> tuple:
+    gw = json.loads(gateway.check_output("safeq-gateway status --json"))
+    cl = json.loads(client.check_output("safeq-client status --json"))
+    return (gw["state"], gw["since"], cl["state"], cl["since"])
+
+
+def attack(ocsp, n: int, mode: str) -> dict:
+    ocsp.check_output(f"cat > /tmp/hold.py <<'EOF'\n{HOLD}\nEOF")
+    return json.loads(ocsp.check_output(f"python3 /tmp/hold.py {n} {mode}"))
+
+
+def test_800_idle_connections_are_closed_and_endpoints_stay_connected(primary, gateway, client, ocsp):
+    before_threads, before = threads(primary), connected_since(gateway, client)
+    result = attack(ocsp, 800, "idle")
+    assert result["opened"] == 800 and result["still_open"] == 0, result
+    assert result["seconds"] <= 15, result
+    assert wait_for(lambda: threads(primary) <= before_threads, 15), f"{threads(primary)} threads, {before_threads} before"
+    assert connected_since(gateway, client) == before, "an endpoint lost its session during the attack"
+    log = primary.file("/var/log/safeqcloud/server.log").content_string
+    assert "unauthenticated connections already open" in log
+
+
+def test_a_peer_dripping_one_byte_per_second_is_closed(primary, ocsp):
+    result = attack(ocsp, 3, "drip")
+    assert result["still_open"] == 0 and result["seconds"] <= 10, result
+
+
+def test_protocol_garbage_is_a_logged_protocol_error(primary, gateway, manifest):
+    gw = next(e for e in manifest["entities"] if e["name"] == "gateway-host")
+    gateway.check_output(f"openssl pkcs12 -in /pki/gateway-host.pfx -nodes -passin pass:{gw['pfx_password']} "
+                         "-out /tmp/gw.pem 2>/dev/null")
+    send = ("python3 -c \"import socket,ssl,sys\n"
+            "c=ssl.create_default_context(cafile='/tmp/gw.pem'); c.check_hostname=False; c.verify_mode=ssl.CERT_NONE\n"
+            "c.load_cert_chain('/tmp/gw.pem')\n"
+            "s=c.wrap_socket(socket.create_connection(('primary-host',2560),timeout=5))\n"
+            "s.sendall(sys.argv[1].encode()+b'\\\\n'); s.settimeout(5)\n"
+            "print(s.recv(4096))\" ")
+    for payload in ("[" * 60000, "not json", '{"no":"type"}'):
+        gateway.run(send + "'" + payload + "'")
+    log = wait_for(lambda: (lambda t: t if t.count("Session from") >= 3 else "")(
+        primary.file("/var/log/safeqcloud/server.log").content_string), 10)
+    assert "not a JSON message" in log or "message" in log
+    logs = subprocess.run(["docker", "logs", primary.backend.name], capture_output=True, text=True, timeout=30)
+    assert "Traceback" not in logs.stdout + logs.stderr
+    assert primary.run("safeq-admin health").rc == 0
+
+
+def test_admin_api_refuses_a_negative_content_length(primary):
+    out = primary.check_output(
+        "python3 -c \"import socket\n"
+        "s=socket.create_connection(('127.0.0.1',9780),timeout=5)\n"
+        "s.sendall(b'PUT /api/v1/account/policy HTTP/1.1\\\\r\\\\nHost: x\\\\r\\\\nContent-Length: -5\\\\r\\\\n\\\\r\\\\n')\n"
+        "print(s.recv(4096).split(b'\\\\r\\\\n')[0].decode())\"")
+    assert out.startswith("HTTP/1.0 400") or out.startswith("HTTP/1.1 400"), out
