@@ -54,7 +54,7 @@ def test_revoked_gateway_is_refused_client_unaffected(primary, gateway, client, 
     assert ep["reason"].startswith("OCSP: Certificate has been revoked, reason: KEY_COMPROMISE, revocation date: ")
     assert f"serial {serial}" in ep["reason"]
     log = primary.file("/var/log/safeqcloud/server.log").content_string
-    assert re.search(rf"(Refused gateway gateway-host \(serial {serial}\)|Disconnecting endpoint \S+): OCSP: Certificate has been revoked, reason: KEY_COMPROMISE", log)
+    assert re.search(rf"(Refused gateway gateway-host \(serial {serial}\)|Disconnecting endpoint \S+ \(gateway gateway-host\)): OCSP: Certificate has been revoked, reason: KEY_COMPROMISE", log)
     state = wait_for(lambda: (lambda s: s if s["state"] == "refused" else None)(gw_state(gateway)), 20)
     assert state["reason"].startswith("refused by the primary: OCSP: Certificate has been revoked")
     assert client.run("safeq-client health").rc == 0

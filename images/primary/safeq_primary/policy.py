@@ -22,7 +22,7 @@ ACCEPTED, REFUSED, NOT_TRUSTED = "accepted", "refused", "not-trusted"
 class Decision:
     decision: str  # accepted | refused | not-trusted
     reason: str    # in the words the product (Java) logs
-    warning: str | None = None  # accepted, but something an admin should see (OCSP fail-open)
+    warning: str | None = None  # accepted without a revocation answer (OCSP fail-open): the detail
 
     @property
     def accepted(self) -> bool:
@@ -79,6 +79,5 @@ def _trusted_ca(peer: Peer, anchors: list[x509.Certificate], revocation: Result 
     if not revocation.ok:
         return Decision(REFUSED, f"OCSP: {revocation.reason}")
     if revocation.status == "unavailable":  # fail-open
-        warning = f"OCSP warning (fail-open): {revocation.reason}"
-        return Decision(ACCEPTED, f"{reason}; {warning}", warning=warning)
+        return Decision(ACCEPTED, f"{reason}; OCSP warning (fail-open): {revocation.reason}", warning=revocation.reason)
     return Decision(ACCEPTED, reason)

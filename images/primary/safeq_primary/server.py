@@ -216,7 +216,7 @@ class Server:
             proto.send(tls, answer)
             return
         if decision.warning:
-            log.warning("Accepting %s %s: %s", role, name, decision.warning)
+            log.warning("Accepting %s %s without a revocation answer (fail-open): %s", role, name, decision.warning)
         ep = self.registry.record(info["sha256"], ip, decision="accepted", reason=decision.reason, **base)
         self.serve_session(tls, ip, Session(tls, ep["id"], peer), release)
 
