@@ -1,53 +1,122 @@
-"""TLS failures in the words a JRE logs (JSSE and PKIX), with OpenSSL's words in brackets."""
+"""What a JRE logs for the TLS failures it does not leave to a trust manager: alerts and transport errors.
+
+Chain and host name verdicts come from the JRE itself (certkit.jre). What remains is said by
+the TLS layer or the network, and one table turns what was reported (an alert's name, an
+OpenSSL reason, an exception class) into JSSE's words; OpenSSL's own words follow in brackets.
+"""
 from __future__ import annotations
 
+import re
 import ssl
 
 PKIX = ("PKIX path building failed: sun.security.provider.certpath.SunCertPathBuilderException: "
         "unable to find valid certification path to requested target")
 EMPTY_CHAIN = "Empty client certificate chain"
+UNRECOGNIZED = "Unsupported or unrecognized SSL message"
 
-# OpenSSL verify codes -> JSSE wording: the words admins search for.
+# TLS alert names (RFC 8446 and before), as JSSE prints them after "Received fatal alert: ".
+ALERT_NAMES = (
+    "unexpected_message", "bad_record_mac", "decryption_failed", "record_overflow", "decompression_failure",
+    "handshake_failure", "no_certificate", "bad_certificate",
+    "unsupported_certificate", "certificate_revoked", "certificate_expired", "certificate_unknown",
+    "illegal_parameter", "unknown_ca", "access_denied", "decode_error", "decrypt_error", "protocol_version",
+    "insufficient_security", "internal_error", "inappropriate_fallback", "user_canceled", "no_renegotiation",
+    "missing_extension",
+    "unsupported_extension", "unrecognized_name", "bad_certificate_status_response", "unknown_psk_identity",
+    "certificate_required", "no_application_protocol",
+)
+
+# What was reported -> what a JRE logs. Keys: an alert name, an OpenSSL reason in words, an exception class.
+REPORTED: dict[str | type, str] = {
+    **{name: f"Received fatal alert: {name}" for name in ALERT_NAMES},
+    "peer did not return a certificate": EMPTY_CHAIN,
+    "wrong version number": UNRECOGNIZED,
+    "http request": UNRECOGNIZED,
+    TimeoutError: "Read timed out",
+    ConnectionRefusedError: "Connection refused",
+}
+
+# OpenSSL's words for an alert from the peer: "tlsv1 alert unknown ca", "tlsv13 alert certificate
+# required", "tlsv1 unrecognized name"; older releases say "sslv3 alert handshake failure", 3.x
+# "ssl/tls alert handshake failure", 4.x "tls alert handshake failure".
+_ALERT = re.compile(r"^(?:(?:sslv3|ssl/tls|tlsv1|tlsv13|tls) alert|tlsv1) (.+)$")
+_SPELLING = {"user_cancelled": "user_canceled"}  # OpenSSL's spelling -> the RFC's, which Java prints
+
+
+def openssl_words(reason: str) -> str:
+    """OpenSSL's reason in words, whether given as Python's ssl names it (TLSV1_ALERT_UNKNOWN_CA)
+    or as OpenSSL prints it (tlsv1 alert unknown ca)."""
+    return reason.strip().lower().replace("_", " ")
+
+
+def reported(words: str) -> str:
+    """The table key for an OpenSSL reason: the alert's name if it is one, else the words."""
+    alert = _ALERT.match(words)
+    if alert:
+        name = alert.group(1).replace(" ", "_")
+        name = _SPELLING.get(name, name)
+        if name in REPORTED:
+            return name
+    return words
+
+
+def tls_reason(reason: str) -> str:
+    """A TLS-layer failure: JSSE's words, then OpenSSL's own in brackets."""
+    words = openssl_words(reason)
+    java = REPORTED.get(reported(words))
+    return f"{java} (openssl: {words})" if java else f"TLS error (openssl: {words})"
+
+
+def java_reason(exc: BaseException, *, hostname: str | None = None, client_side: bool = True) -> str:
+    """One line for a failed connection, in a JRE's words where it has any."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _openssl_verdict(exc, hostname, client_side)
+    if isinstance(exc, ssl.SSLError):
+        reason = getattr(exc, "reason", None)
+        return tls_reason(reason) if reason else f"TLS error (openssl: {exc})"
+    for cls in type(exc).__mro__:
+        if cls in REPORTED:
+            return REPORTED[cls]
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or exc.__class__.__name__
+
+
+# Only for peers still verified by OpenSSL (the primary's listener and its self-check import
+# java_reason); the gateway and client ask the JRE instead. Remove once nothing verifies with OpenSSL.
 _VERIFY = {
     2: PKIX, 18: PKIX, 19: PKIX, 20: PKIX, 21: PKIX,
     10: "PKIX path validation failed: java.security.cert.CertPathValidatorException: validity check failed",
     9: "PKIX path validation failed: java.security.cert.CertPathValidatorException: validity check failed",
     23: "PKIX path validation failed: java.security.cert.CertPathValidatorException: Certificate has been revoked",
 }
-_ALERTS = {
-    "TLSV1_ALERT_UNKNOWN_CA": "Received fatal alert: unknown_ca",
-    "SSLV3_ALERT_BAD_CERTIFICATE": "Received fatal alert: bad_certificate",
-    "TLSV13_ALERT_CERTIFICATE_REQUIRED": "Received fatal alert: certificate_required",
-    "SSLV3_ALERT_CERTIFICATE_EXPIRED": "Received fatal alert: certificate_expired",
-    "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "Received fatal alert: unsupported_certificate",
-    "SSLV3_ALERT_HANDSHAKE_FAILURE": "Received fatal alert: handshake_failure",
-    "PEER_DID_NOT_RETURN_A_CERTIFICATE": EMPTY_CHAIN,
-    "WRONG_VERSION_NUMBER": "Unsupported or unrecognized SSL message",
-    "HTTP_REQUEST": "Unsupported or unrecognized SSL message",
-}
 
 
-def java_reason(exc: BaseException, *, hostname: str | None = None, client_side: bool = True) -> str:
-    """One line: the JSSE-style reason, then OpenSSL's own words in brackets."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        code, msg = exc.verify_code, exc.verify_message
-        if code == 62 or "hostname mismatch" in (msg or "").lower() or "IP address mismatch" in (msg or ""):
-            java = f"No subject alternative DNS name matching {hostname} found."
-        elif code == 26:
-            java = ("Extended key usage does not permit use for TLS "
-                    f"{'server' if client_side else 'client'} authentication")
-        else:
-            java = _VERIFY.get(code, "PKIX path validation failed")
-        return f"{java} (openssl: {msg})"
-    if isinstance(exc, ssl.SSLError):
-        reason = getattr(exc, "reason", None) or ""
-        java = _ALERTS.get(reason)
-        detail = reason.lower().replace("_", " ") if reason else str(exc)
-        return f"{java} (openssl: {detail})" if java else f"TLS error (openssl: {detail})"
-    if isinstance(exc, TimeoutError):
-        return "Read timed out"
-    if isinstance(exc, ConnectionRefusedError):
-        return "Connection refused"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or exc.__class__.__name__
+def _openssl_verdict(exc: ssl.SSLCertVerificationError, hostname: str | None, client_side: bool) -> str:
+    code, msg = exc.verify_code, exc.verify_message or ""
+    if code == 62 or "hostname mismatch" in msg.lower() or "IP address mismatch" in msg:
+        java = f"No subject alternative DNS name matching {hostname} found."
+    elif code == 26:
+        java = f"Extended key usage does not permit use for TLS {'server' if client_side else 'client'} authentication"
+    else:
+        java = _VERIFY.get(code, "PKIX path validation failed")
+    return f"{java} (openssl: {msg})"
+
+
+# JSSE's key exchange names by the start of OpenSSL's TLS 1.2 cipher suite name.
+_KEY_EXCHANGE = (("ECDHE-ECDSA-", "ECDHE_ECDSA"), ("ECDHE-RSA-", "ECDHE_RSA"), ("DHE-RSA-", "DHE_RSA"),
+                 ("DHE-DSS-", "DHE_DSS"), ("ECDH-ECDSA-", "ECDH_ECDSA"), ("ECDH-RSA-", "ECDH_RSA"))
+
+
+def auth_type(version: str | None, cipher: str | None) -> str:
+    """The authType JSSE hands its trust manager: "UNKNOWN" under TLS 1.3 (the certificate's
+    own key decides), else the key exchange of the negotiated suite."""
+    if not cipher or version == "TLSv1.3" or cipher.startswith("TLS_"):
+        return "UNKNOWN"
+    for prefix, name in _KEY_EXCHANGE:
+        if cipher.startswith(prefix):
+            return name
+    # Plain RSA key transport has no prefix ("AES128-GCM-SHA256"); PSK and anonymous suites name theirs.
+    if any(part in cipher.split("-") for part in ("PSK", "SRP", "ADH", "AECDH", "ECDHE", "DHE")):
+        return "UNKNOWN"
+    return "RSA"

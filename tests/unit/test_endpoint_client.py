@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
-import ssl
 from pathlib import Path
 
 import pytest
@@ -142,21 +141,35 @@ def test_chain_follows_signatures_not_names(pki):
     assert client.chain_for(pki["leaf"][0], [impostor, pki["inter"][0]]) == [pki["leaf"][0], pki["inter"][0]]
 
 
-def test_context_uses_the_selected_certificate_and_logs_it_once(store, pki, tmp_path, monkeypatch, caplog):
+def test_identity_is_the_selected_certificate_and_is_logged_once(store, pki, tmp_path, monkeypatch, caplog):
     bundle = tmp_path / "bundle.pem"
     bundle.write_text(pem([pki["other"][0]]))
     monkeypatch.setattr(client, "SYSTEM_BUNDLE", str(bundle))
     monkeypatch.setattr(client, "WORKDIR", str(tmp_path))
     log = logging.getLogger("test-endpoint-client")
-    make_context = client.context_factory(client.Client(subject="pcclient", store=str(store)), log)
+    make_identity = client.identity_factory(client.Client(subject="pcclient", store=str(store)), log)
     with caplog.at_level(logging.INFO, logger=log.name):
-        ctx, name = make_context()
-        make_context()
-    assert isinstance(ctx, ssl.SSLContext) and name == "pcclient-host"
+        identity = make_identity()
+        make_identity()
     leaf = pki["leaf"][0]
+    assert identity.name == "pcclient-host"
+    assert identity.chain == [leaf, pki["inter"][0]]
+    assert key_pem(identity.key) == key_pem(pki["leaf"][1])
+    # The primary is judged against Root/, CA/ and the system's public CAs, as Windows' stores hold them.
+    assert identity.anchors == [pki["root"][0], pki["inter"][0], pki["other"][0]]
+    assert identity.workdir == str(tmp_path)
     assert [r.getMessage() for r in caplog.records] == [
         "Using system certificate subject=CN=pcclient-host,O=Acme issuer=CN=Acme-CA-Intermediate,O=Acme "
         f"thumbprint={fingerprint(leaf).replace(':', '')}"]
+
+
+def test_unreadable_system_bundle_is_a_setup_error_naming_it(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(client, "SYSTEM_BUNDLE", str(tmp_path / "missing.crt"))
+    make_identity = client.identity_factory(client.Client(subject="pcclient", store=str(store)),
+                                            logging.getLogger("test-endpoint-client"))
+    with pytest.raises(SetupError) as err:
+        make_identity()
+    assert str(err.value) == f"system CA bundle {tmp_path / 'missing.crt'}: No such file or directory"
 
 
 # --- the configuration and the notification icon --------------------------------------------------

@@ -1,4 +1,4 @@
-"""The gateway's unattended installation file and its settings (safeqlab.gateway), without keytool or network."""
+"""The gateway's unattended installation file, its settings and its stores (safeqlab.gateway), without network."""
 from __future__ import annotations
 
 import logging
@@ -125,3 +125,48 @@ def test_ocsp_check_refuses_an_unknown_failure_mode(monkeypatch):
     with pytest.raises(SetupError) as err:
         gateway.ocsp_check()
     assert str(err.value) == "SAFEQ_GATEWAY_OCSP_ON_FAILURE must be fail-closed or fail-open, not 'ignore'"
+
+
+class FakeChecker:
+    """Stands in for OcspChecker: records what it is asked and answers ``result``."""
+    asked: list = []
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+    def check_chain(self, chain, issuers):
+        FakeChecker.asked.append((chain, issuers))
+        return FakeChecker.result
+
+
+def test_ocsp_check_asks_about_the_sent_chain_with_the_anchors_as_issuers(monkeypatch):
+    from types import SimpleNamespace
+    monkeypatch.setenv("SAFEQ_GATEWAY_OCSP", "on")
+    monkeypatch.setattr(gateway, "OcspChecker", FakeChecker)
+    FakeChecker.asked = []
+    FakeChecker.result = SimpleNamespace(ok=False, reason="Certificate has been revoked, reason: KEY_COMPROMISE")
+    check = gateway.ocsp_check()
+    with pytest.raises(gateway.Refused) as err:
+        check(["leaf", "intermediate"], ["root"])
+    assert str(err.value) == ("the primary's certificate failed the OCSP check: Certificate has been revoked, "
+                              "reason: KEY_COMPROMISE")
+    assert FakeChecker.asked == [(["leaf", "intermediate"], ["intermediate", "root"])]
+    FakeChecker.result = SimpleNamespace(ok=True, reason="OCSP: 2 certificate(s) good")
+    check(["leaf"], ["root"])  # good: no refusal
+
+
+# --- the trusted identity, read as the JRE reads the stores ---------------------------------------
+
+def test_identity_is_the_keystore_chain_and_the_truststore_anchors(tmp_path, default_pki, pki_tools):
+    pki_tools.keytool("-help", check=False)  # skips without a JRE's keytool
+    gw = pki_tools.entity(default_pki, "gateway-host")
+    ts = default_pki["truststores"][0]
+    path = unattended(tmp_path, HCP_PRIMARY_SERVER_ADDRESS="primary-host", HCP_DEFAULT_KEYSTORE=gw["pfx_path"],
+                      HCP_DEFAULT_KEYSTORE_PASSWORD=gw["pfx_password"],
+                      HCP_DEFAULT_TRUSTSTORE=ts["path"], HCP_DEFAULT_TRUSTSTORE_PASSWORD=ts["password"])
+    identity = gateway.make_identity(path)
+    assert identity.name == "gateway-host"
+    assert [c.subject.rfc4514_string() for c in identity.chain] == [
+        "CN=gateway-host,O=Acme", "CN=Acme-CA-Intermediate,O=Acme", "CN=Acme-CA-Root,O=Acme"]
+    assert [c.subject.rfc4514_string() for c in identity.anchors] == ["CN=Acme-CA-Root,O=Acme"]
+    assert identity.workdir == gateway.WORKDIR

@@ -1,4 +1,5 @@
-"""What the gateway and client share (safeqlab.service, safeqlab.endpoint.healthy): no Docker, no network."""
+"""What the gateway and client share (safeqlab.service: state file, health, session factory, command line):
+no Docker, no network."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,7 +16,8 @@ import pytest
 from certkit import fsio
 from safeqlab import service
 from safeqlab.builtin import BuiltinIdentity
-from safeqlab.endpoint import SetupError, StateFile, healthy
+from safeqlab.endpoint import SetupError
+from safeqlab.service import StateFile, healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER = {"host": "primary-host", "subject": "CN=primary-host,O=Acme", "issuer": "CN=Acme-CA-Intermediate,O=Acme"}
@@ -40,8 +42,8 @@ class FakeSpec(service.Spec):
         self.builtin_dir = str(tmp / "builtin")
         self.failures = list(failures or [])
         self.use_builtin = builtin
-        self.context_factory = lambda: None
-        self.peer_check = lambda tls: None
+        self.identity_factory = lambda: None
+        self.peer_check = lambda chain, anchors: None
 
     def builtin(self) -> bool:
         return self.use_builtin
@@ -51,8 +53,8 @@ class FakeSpec(service.Spec):
             raise SetupError(self.failures.pop(0))
         return "primary-host", 2561
 
-    def trusted_context(self, log):
-        return self.context_factory
+    def trusted_identity(self, log):
+        return self.identity_factory
 
     def check_peer(self):
         return self.peer_check
@@ -175,12 +177,13 @@ def test_setup_loop_ends_when_the_service_is_stopped(tmp_path):
 
 # --- the session factory: built-in or trusted certificates --------------------------------------
 
-def test_session_with_trusted_certificates_uses_the_specs_context_and_peer_check(tmp_path):
+def test_session_with_trusted_certificates_uses_the_specs_identity_peer_check_and_the_shared_jre(tmp_path):
     spec = FakeSpec(tmp_path)
     s = service.session(spec, "primary-host", 2560, None, logging.getLogger("test"), threading.Event())
     assert s.builtin is None
-    assert s.make_context is spec.context_factory
+    assert s.trusted is spec.identity_factory
     assert s.check_peer is spec.peer_check
+    assert s.validator is service.shared_validator
     assert not Path(spec.builtin_dir).exists()
 
 
@@ -188,7 +191,7 @@ def test_session_with_builtin_certificates_makes_its_own_identity(tmp_path):
     spec = FakeSpec(tmp_path, builtin=True)
     s = service.session(spec, "primary-host", 2560, None, logging.getLogger("test"), threading.Event())
     assert isinstance(s.builtin, BuiltinIdentity)
-    assert s.make_context == s.builtin.context
+    assert s.trusted is None
     assert s.check_peer is None  # the pinned primary is the check
     assert (Path(spec.builtin_dir) / "certificate.pem").exists()
 
@@ -208,3 +211,17 @@ def test_executables_run_their_main(script, prog):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"usage: {prog} ")
     assert "{run,status,health,test-connection}" in proc.stdout
+
+
+def test_one_jre_validator_per_process_started_on_first_use(monkeypatch):
+    made = []
+
+    class CountingValidator:
+        def __init__(self):
+            made.append(self)
+    monkeypatch.setattr(service, "Validator", CountingValidator)
+    monkeypatch.setattr(service, "_validators", [])
+    assert made == []  # nothing started before a session needs it
+    first = service.shared_validator()
+    assert service.shared_validator() is first
+    assert made == [first]

@@ -6,6 +6,8 @@ The Windows certificate store is stood in for by a folder (SAFEQ_CERT_STORE):
   Root/*.crt                      Trusted Root Certification Authorities
 "Use pre-configured system certificate": the first Personal certificate whose subject,
 or whose issuer's subject, contains SAFEQ_CERTIFICATE_SUBJECT (a substring).
+The primary's chain is judged by the JRE against Root/ and CA/ plus the system's public CAs
+(Windows' Root store holds those too).
 """
 from __future__ import annotations
 
@@ -13,17 +15,15 @@ import argparse
 import datetime
 import logging
 import os
-import ssl
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certkit.certs import CertificateError, common_name, fingerprint, load_certs, name_str, pem
+from certkit.certs import CertificateError, common_name, fingerprint, load_certs, name_str
 from certkit.chain import issued_by, order_chain
-from certkit.tls import load_identity
 from . import service
-from .endpoint import SetupError, StateFile
+from .endpoint import Identity, SetupError
 
 HOME = Path("/ProgramData/safeqclientcore")  # mirrors C:\ProgramData\safeqclientcore
 LOG = HOME / "logs/safeqclientcore.log"
@@ -45,7 +45,7 @@ def icon(state: str) -> str:
     return "grey" if state == "connected" else "yellow"
 
 
-class ClientStatus(StateFile):
+class ClientStatus(service.StateFile):
     def set(self, state, reason=None, **extra):
         super().set(state, reason, icon=icon(state), **extra)
 
@@ -109,11 +109,21 @@ def chain_for(leaf: x509.Certificate, intermediates: list[x509.Certificate]) -> 
     return chain
 
 
-def context_factory(client: "Client", log: logging.Logger):
+def system_cas(bundle: str) -> list[x509.Certificate]:
+    """The system's public CAs (Windows' Root store holds them too)."""
+    try:
+        return load_certs(Path(bundle).read_bytes(), bundle)
+    except OSError as exc:
+        raise SetupError(f"system CA bundle {bundle}: {exc.strerror}") from None
+    except CertificateError as exc:
+        raise SetupError(str(exc)) from None
+
+
+def identity_factory(client: "Client", log: logging.Logger):
     """Re-reads the store on every attempt; logs the chosen certificate when it changes."""
     last = {"thumbprint": None}
 
-    def make_context() -> tuple[ssl.SSLContext, str]:
+    def make_identity() -> Identity:
         store = client.store_dir()
         cert, key = select_certificate(store, client.subject())
         intermediates = load_dir(store / "CA")
@@ -122,15 +132,9 @@ def context_factory(client: "Client", log: logging.Logger):
             log.info("Using system certificate subject=%s issuer=%s thumbprint=%s", name_str(cert.subject),
                      name_str(cert.issuer), fingerprint(cert).replace(":", ""))
             last["thumbprint"] = fingerprint(cert)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-        if roots or intermediates:
-            ctx.load_verify_locations(cadata=pem(roots + intermediates))
-        ctx.load_verify_locations(cafile=SYSTEM_BUNDLE)  # Windows' Root store also holds public CAs
-        load_identity(ctx, key, chain_for(cert, intermediates), WORKDIR)
-        return ctx, common_name(cert)
-    return make_context
+        anchors = roots + intermediates + system_cas(SYSTEM_BUNDLE)
+        return Identity(common_name(cert), key, chain_for(cert, intermediates), anchors, WORKDIR)
+    return make_identity
 
 
 class Client(service.Spec):
@@ -181,10 +185,10 @@ class Client(service.Spec):
             raise SetupError(f"SAFEQ_SERVER_PORT must be a port number, not '{port}'")
         return os.environ.get("SAFEQ_SERVER_HOST_NAME", "primary-host"), int(port)
 
-    def trusted_context(self, log: logging.Logger):
-        return context_factory(self, log)
+    def trusted_identity(self, log: logging.Logger):
+        return identity_factory(self, log)
 
-    def state_file(self) -> StateFile:
+    def state_file(self) -> service.StateFile:
         return ClientStatus(self.state_path)
 
     def starting(self, log: logging.Logger, host: str, port: int) -> None:

@@ -1,25 +1,53 @@
 """The endpoint side of the internal communication (gateway and client stand-ins):
-connect over mutual TLS, say hello, keep the session alive, reconnect with backoff."""
+connect over mutual TLS, say hello, keep the session alive, reconnect with backoff.
+
+Trusted certificates, as a Java endpoint: the TLS layer verifies nothing; right after the
+handshake, before any application byte, the JRE judges the chain the primary sent (PKIX and
+HTTPS host name identification) and a refusal closes the connection. The certificate offered
+is chosen as Java's key manager chooses it (certkit.keychoice), from the CA names of the
+primary's CertificateRequest, which only pyOpenSSL shows (without it, Python's ssl always
+offers the certificate). Built-in certificates: the primary's certificate is pinned on first use.
+"""
 from __future__ import annotations
 
-import datetime
+import errno
+import ipaddress
 import logging
+import os
+import select
 import socket
 import ssl
 import threading
+import time
+from contextlib import closing
+from dataclasses import dataclass
 from typing import Callable
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
-from certkit import fsio
-from . import proto
-from .util import now_iso
-from .builtin import UNKNOWN_CERT_ALERTS, BuiltinIdentity, PinMismatch
+from certkit import keychoice
 from certkit.certs import describe
-from certkit.jsse import java_reason
+from certkit.jre import Validator, ValidatorError
+from certkit.jsse import auth_type, java_reason
+from certkit.tls import load_identity
+from . import proto
+from .builtin import UNKNOWN_CERT_ALERTS, BuiltinIdentity, PinMismatch
+
+try:
+    from OpenSSL import SSL
+    from OpenSSL.SSL import _ffi, _lib  # the bindings pyOpenSSL uses, for the client certificate callback
+    _lib.SSL_CTX_set_cert_cb  # noqa: B018 - without it the certificate choice cannot be made
+except (ImportError, AttributeError):  # hosts without pyOpenSSL (unit tests); the images have python3-openssl
+    SSL = None
 
 BACKOFF = (1, 2, 4, 8, 10)
 PENDING_RETRY = 2
+CONNECT_SECONDS = 5
+HANDSHAKE_SECONDS = 5.0
+_EOF = "unexpected eof while reading"  # OpenSSL's words for a peer gone without close_notify
+# SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER: a write retried after WANT_WRITE may come from another buffer.
+_MOVING_WRITE_BUFFER = 0x2
 
 
 class SetupError(Exception):
@@ -30,50 +58,247 @@ class Refused(proto.ProtocolError):
     """The primary completed TLS but refused the endpoint (its reason is the message)."""
 
 
-class StateFile:
-    """connected/disconnected/error plus why, for checks and healthchecks."""
-
-    def __init__(self, path):
-        self.path = path
-        self.data = {"state": "starting", "reason": None, "peer": None, "since": now_iso(), "last_ack": None}
-        fsio.write_json(path, self.data)
-
-    def set(self, state: str, reason: str | None = None, **extra) -> None:
-        if state != self.data["state"]:
-            self.data["since"] = now_iso()
-        self.data.update(state=state, reason=reason, **extra)
-        fsio.write_json(self.path, self.data)
-
-    def ack(self) -> None:
-        self.data["last_ack"] = now_iso()
-        fsio.write_json(self.path, self.data)
-
-
-def healthy(data: dict | None, max_age: float = 3 * proto.HEARTBEAT_SECONDS + 2) -> tuple[bool, str]:
-    if not data:
-        return False, "not started"
-    if data.get("state") != "connected":
-        return False, f"{data.get('state')}: {data.get('reason')}"
-    last = data.get("last_ack") or data.get("since")
-    age = (datetime.datetime.now(datetime.timezone.utc) - datetime.datetime.fromisoformat(last)).total_seconds()
-    if age > max_age:
-        return False, f"no heartbeat answered for {age:.0f} s"
-    return True, f"connected to {data['peer']['host']} ({data['peer']['subject']})"
+class NotTrusted(Exception):
+    """The JRE refused the primary's certificate; the message is the reason as the JRE gives it."""
 
 
 class Registered(Exception):
     """A built-in endpoint just registered its certificate: connect again at once."""
 
 
+@dataclass(frozen=True)
+class Identity:
+    """What one attempt with trusted certificates needs; read afresh for every attempt."""
+    name: str                        # announced in hello
+    key: object                      # the private key of chain[0]
+    chain: list[x509.Certificate]    # as the store holds it and the endpoint sends it, leaf first
+    anchors: list[x509.Certificate]  # what the primary's chain is judged against
+    workdir: str                     # private folder key files pass through (Python's ssl wants files)
+
+
+# --- the primary's chain, judged by the JRE --------------------------------------------------------
+
+def judge_primary(tls, identity: Identity, host: str, validator: Callable[[], Validator]) -> dict:
+    """The facts the session reports about the primary, once the JRE has accepted its chain.
+
+    As a Java client: checkServerTrusted on the chain as sent, then HTTPS endpoint
+    identification of the configured host name. NotTrusted carries the JRE's reason."""
+    chain = sent_chain(tls)
+    if not chain:
+        raise NotTrusted("the primary sent no certificate")
+    kx = auth_type(tls.version(), (tls.cipher() or (None,))[0])
+    try:
+        verdict = validator().judge(chain, identity.anchors, "server", host=host, auth_type=kx)
+    except ValidatorError as exc:
+        raise SetupError(f"the primary's certificate cannot be judged: {exc}") from None
+    if not verdict.ok:
+        raise NotTrusted(verdict.reason)
+    return {**describe(chain[0]), "verified": True, "anchor": verdict.anchor}
+
+
+# --- trusted TLS: nothing verified in the handshake, the certificate offered as Java would ---------
+
+def sent_chain(tls) -> list[x509.Certificate]:
+    """The primary's chain as it was sent, leaf first (on Python's ssl before 3.13: the leaf alone)."""
+    if hasattr(tls, "get_unverified_chain"):
+        ders = tls.get_unverified_chain() or []
+    else:
+        der = tls.getpeercert(binary_form=True)
+        ders = [der] if der else []
+    return [x509.load_der_x509_certificate(bytes(der)) for der in ders]
+
+
+def connect_trusted(host: str, port: int, identity: Identity, note: Callable[[str], None]):
+    """A TLS socket to the primary, handshake done, nothing verified yet (the JRE judges next)."""
+    raw = socket.create_connection((host, port), timeout=CONNECT_SECONDS)
+    try:
+        if SSL is None:
+            return _stdlib_connect(raw, host, identity)
+        return OpenSSLSocket.connect(raw, host, identity, note)
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _stdlib_connect(raw: socket.socket, host: str, identity: Identity) -> ssl.SSLSocket:
+    """Without pyOpenSSL: Python's ssl cannot show the CertificateRequest, so the certificate is always offered."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.check_hostname = False  # the JRE checks the host name, right after the handshake
+    ctx.verify_mode = ssl.CERT_NONE
+    load_identity(ctx, identity.key, identity.chain, identity.workdir)
+    raw.settimeout(HANDSHAKE_SECONDS)
+    return ctx.wrap_socket(raw, server_hostname=host)
+
+
+class TLSFailure(ssl.SSLError):
+    """A TLS failure pyOpenSSL reported, shaped as Python's ssl reports one: ``reason`` is OpenSSL's."""
+
+    def __init__(self, reason: str):
+        super().__init__(1, reason)  # errno 1 as Python's ssl gives SSL_ERROR_SSL; str() is the reason
+        self.reason = reason
+
+
+def _failure(exc: Exception) -> OSError:
+    """pyOpenSSL's exception as the OSError Python's ssl would raise for the same event."""
+    if isinstance(exc, SSL.SysCallError):
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else -1
+        return OSError(code, os.strerror(code)) if code > 0 else TLSFailure(_EOF)
+    if isinstance(exc, SSL.ZeroReturnError):
+        return ConnectionAbortedError(errno.ECONNABORTED, "the primary closed the TLS session")
+    queue = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
+    reasons = [entry[2] for entry in queue if isinstance(entry, tuple) and len(entry) == 3 and entry[2]]
+    return TLSFailure(reasons[0] if reasons else str(exc) or exc.__class__.__name__)
+
+
+def _openssl_context(extra_chain: list[x509.Certificate]) -> "SSL.Context":
+    ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+    ctx.set_mode(_MOVING_WRITE_BUFFER)
+    ctx.set_verify(SSL.VERIFY_NONE)  # the JRE judges the chain, right after the handshake
+    for cert in extra_chain:  # sent after the leaf, once a leaf is chosen
+        ctx.add_extra_chain_cert(cert)
+    return ctx
+
+
+class _CertificateChoice:
+    """Java's key manager inside one handshake. OpenSSL asks for the client certificate right after
+    reading the CertificateRequest (its cert_cb, under TLS 1.2 and 1.3 alike); the CA names listed
+    there decide whether the leaf is set. pyOpenSSL has no public hook for that moment (its info
+    callback comes too late under TLS 1.2), so the callback is set through the OpenSSL bindings
+    pyOpenSSL itself uses."""
+
+    def __init__(self, identity: Identity, note: Callable[[str], None]):
+        self.identity, self.note = identity, note
+        self.conn: SSL.Connection | None = None
+        self.offered = False
+        self.failure: Exception | None = None
+        self.context = _openssl_context(identity.chain[1:])
+        self._callback = _ffi.callback("int (*)(SSL *, void *)", self._certificate_wanted)
+        _lib.SSL_CTX_set_cert_cb(self.context._context, self._callback, _ffi.NULL)
+
+    def _certificate_wanted(self, _ssl, _arg) -> int:
+        try:
+            self._choose()
+        except Exception as exc:  # noqa: BLE001 - nothing may cross OpenSSL's C callback; raised after the handshake
+            self.failure = exc
+            return 0  # OpenSSL ends the handshake
+        return 1
+
+    def _choose(self) -> None:
+        ca_names = [keychoice.name_from_der(name.der()) for name in self.conn.get_client_ca_list()]
+        leaf = self.identity.chain[0]
+        if keychoice.choose([self.identity.chain], ca_names) is None:
+            self.note(f"No certificate sent to the primary: it accepts certificates issued by "
+                      f"{'; '.join(n.rfc4514_string() for n in ca_names)}, and the chain of "
+                      f"{leaf.subject.rfc4514_string()} names none of them as issuer")
+            return
+        self.conn.use_certificate(leaf)
+        self.conn.use_privatekey(self.identity.key)
+        self.offered = True
+
+    def raise_failure(self) -> None:
+        if self.failure is not None:
+            raise proto.ProtocolError(f"the primary's certificate request cannot be read: {self.failure}")
+
+
+class OpenSSLSocket:
+    """A pyOpenSSL client connection with the part of ssl.SSLSocket's interface the session uses.
+
+    The socket underneath is non-blocking: every operation waits with select() up to the
+    timeout (settimeout), so no read or write blocks without a deadline."""
+
+    def __init__(self, raw: socket.socket, conn: "SSL.Connection", timeout: float | None):
+        self._raw, self._conn, self._timeout = raw, conn, timeout
+        raw.setblocking(False)
+        self.choice: _CertificateChoice | None = None
+
+    @classmethod
+    def connect(cls, raw: socket.socket, host: str, identity: Identity, note: Callable[[str], None]) -> OpenSSLSocket:
+        choice = _CertificateChoice(identity, note)
+        conn = choice.conn = SSL.Connection(choice.context, raw)
+        conn.set_connect_state()
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:  # SNI for a host name only, as Java sends it
+            conn.set_tlsext_host_name(host.encode("idna"))
+        sock = cls(raw, conn, HANDSHAKE_SECONDS)
+        sock.choice = choice  # keeps the callback alive as long as the connection
+        try:
+            sock._io(conn.do_handshake)
+        except OSError:
+            choice.raise_failure()  # the cause, when the choice itself failed
+            raise
+        choice.raise_failure()
+        return sock
+
+    def _io(self, operation, *args):
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            try:
+                return operation(*args)
+            except SSL.WantReadError:
+                readable, writable = [self._raw], []
+            except SSL.WantWriteError:
+                readable, writable = [], [self._raw]
+            except SSL.Error as exc:
+                raise _failure(exc) from None
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError("The operation timed out")
+            select.select(readable, writable, [], remaining)
+
+    def recv(self, size: int) -> bytes:
+        try:
+            return self._io(self._conn.recv, size)
+        except TLSFailure as exc:
+            if exc.reason == _EOF:
+                return b""  # closed without close_notify: end of stream, as Python's ssl reports it
+            raise
+        except ConnectionAbortedError:
+            return b""  # close_notify
+
+    def sendall(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._io(self._conn.send, view):]
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def version(self) -> str:
+        return self._conn.get_protocol_version_name()
+
+    def cipher(self) -> tuple[str, str, int]:
+        return self._conn.get_cipher_name(), self._conn.get_cipher_version(), self._conn.get_cipher_bits()
+
+    def get_unverified_chain(self) -> list[bytes]:
+        return [c.public_bytes(Encoding.DER) for c in self._conn.get_peer_cert_chain(as_cryptography=True) or []]
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+# --- sessions ---------------------------------------------------------------------------------------
+
 class Session:
-    def __init__(self, *, host: str, port: int, role: str, make_context: Callable[[], tuple[ssl.SSLContext, str]],
-                 state: StateFile | None, log: logging.Logger, stop: threading.Event, builtin: BuiltinIdentity | None = None,
-                 check_peer: Callable[[ssl.SSLSocket], None] | None = None):
+    def __init__(self, *, host: str, port: int, role: str, state, log: logging.Logger,
+                 stop: threading.Event, builtin: BuiltinIdentity | None = None,
+                 trusted: Callable[[], Identity] | None = None,
+                 check_peer: Callable[[list, list], None] | None = None,
+                 validator: Callable[[], Validator] | None = None):
+        if (builtin is None) == (trusted is None) or (trusted is not None and validator is None):
+            raise ValueError("a session uses built-in certificates, or trusted ones and a validator")
         self.host, self.port, self.role = host, port, role
-        self.make_context, self.state, self.log, self.stop = make_context, state, log, stop
-        self.builtin = builtin
+        self.state, self.log, self.stop = state, log, stop
+        self.builtin, self.trusted = builtin, trusted
         self.check_peer = check_peer  # e.g. an OCSP check of the primary's chain; raises Refused
+        self.validator = validator
         self._just_registered = False
+        self._last_note: str | None = None
 
     def run(self) -> None:
         attempt = 0
@@ -89,6 +314,8 @@ class Session:
             except Refused as exc:
                 self.fail("refused", str(exc))
                 delay = PENDING_RETRY  # waiting for an administrator: ask again soon
+            except NotTrusted as exc:
+                self.fail("disconnected", str(exc))
             except (OSError, proto.ProtocolError) as exc:
                 self.fail("disconnected", java_reason(exc, hostname=self.host))
             except Exception as exc:  # noqa: BLE001 - a bad file or answer must not end reconnecting
@@ -102,7 +329,7 @@ class Session:
 
     def register(self) -> None:
         ctx, _ = self.builtin.context(with_certificate=False)
-        with socket.create_connection((self.host, self.port), timeout=5) as raw:
+        with socket.create_connection((self.host, self.port), timeout=CONNECT_SECONDS) as raw:
             with ctx.wrap_socket(raw, server_hostname=self.host) as tls:
                 self.builtin.check_server(tls.getpeercert(binary_form=True))
                 proto.send(tls, self.builtin.register_message(self.role))
@@ -118,6 +345,12 @@ class Session:
             self.log.warning("Connection to %s:%d failed: %s", self.host, self.port, reason)
         self.state.set(state, reason)
 
+    def note(self, message: str) -> None:
+        """A warning about the attempt (logged once while it stays the same)."""
+        if message != self._last_note:
+            self.log.warning("%s", message)
+            self._last_note = message
+
     def probe(self) -> tuple[bool, str]:
         """One attempt, as an installer's "test the connection": (ok, what happened)."""
         try:
@@ -126,49 +359,72 @@ class Session:
             except Registered:
                 peer = self.connect_once(keep_alive=False)
             return True, f"connected to {self.host}:{self.port}; server certificate {peer['subject']} issued by {peer['issuer']}, verified"
-        except (SetupError, PinMismatch, Registered) as exc:
+        except (SetupError, PinMismatch, Registered, NotTrusted) as exc:
             return False, str(exc)
         except (OSError, proto.ProtocolError) as exc:
             return False, java_reason(exc, hostname=self.host)
 
+    def open(self) -> tuple[object, str, dict]:
+        """(TLS socket, announced name, facts about the primary): handshake done, primary judged, nothing sent."""
+        if self.builtin is not None:
+            return self._open_builtin()
+        identity = self.trusted()
+        tls = connect_trusted(self.host, self.port, identity, self.note)
+        try:
+            peer = judge_primary(tls, identity, self.host, self.validator)
+            if self.check_peer:
+                self.check_peer(sent_chain(tls), identity.anchors)
+        except BaseException:
+            tls.close()  # refused: closed without a byte of the application protocol
+            raise
+        return tls, identity.name, peer
+
+    def _open_builtin(self) -> tuple[ssl.SSLSocket, str, dict]:
+        ctx, name = self.builtin.context()
+        raw = socket.create_connection((self.host, self.port), timeout=CONNECT_SECONDS)
+        tls = raw
+        try:
+            tls = ctx.wrap_socket(raw, server_hostname=self.host)
+            der = tls.getpeercert(binary_form=True)
+            peer = {**describe(x509.load_der_x509_certificate(der)), "verified": self.builtin.check_server(der)}
+        except BaseException:
+            tls.close()
+            raise
+        return tls, name, peer
+
     def connect_once(self, keep_alive: bool = True) -> dict:
-        ctx, name = self.make_context()
-        with socket.create_connection((self.host, self.port), timeout=5) as raw:
-            with ctx.wrap_socket(raw, server_hostname=self.host) as tls:
-                der = tls.getpeercert(binary_form=True)
-                peer = describe(x509.load_der_x509_certificate(der))
-                peer["verified"] = self.builtin.check_server(der) if self.builtin else True
-                if self.check_peer:
-                    self.check_peer(tls)
-                reader = proto.Reader(tls)
-                tls.settimeout(3 * proto.HEARTBEAT_SECONDS)
-                try:
-                    proto.send(tls, {"type": "hello", "role": self.role, "name": name})
-                    answer = reader.read()
-                except (ssl.SSLError, ConnectionResetError) as exc:
-                    # The primary does not know our built-in certificate (never, or no longer): register it
-                    # once, then try again at once. An alert may arrive as a plain reset under TLS 1.3.
-                    unknown = isinstance(exc, ConnectionResetError) or exc.reason in UNKNOWN_CERT_ALERTS
-                    if self.builtin and unknown and not self._just_registered:
-                        self.register()
-                        self._just_registered = True
-                        raise Registered() from None
-                    raise
-                self._just_registered = False
-                if answer is None:
-                    raise proto.ProtocolError("the primary closed the session after the handshake")
-                if answer.get("type") != "welcome":
-                    raise Refused(f"refused by the primary: {answer.get('reason')}")
-                if not keep_alive:
-                    return peer
-                self.log.info("Connected to %s:%d as %s %s; server certificate %s issued by %s, verified (%s)",
-                              self.host, self.port, self.role, name, peer["subject"], peer["issuer"], tls.version())
-                self.state.set("connected", None, peer={"host": self.host, **peer})
-                self.state.ack()
-                while not self.stop.is_set():
-                    proto.send(tls, {"type": "heartbeat"})
-                    if reader.read() is None:
-                        raise proto.ProtocolError("the primary closed the session")
-                    self.state.ack()
-                    self.stop.wait(proto.HEARTBEAT_SECONDS)
+        tls, name, peer = self.open()
+        with closing(tls):
+            reader = proto.Reader(tls)
+            tls.settimeout(3 * proto.HEARTBEAT_SECONDS)
+            try:
+                proto.send(tls, {"type": "hello", "role": self.role, "name": name})
+                answer = reader.read()
+            except (ssl.SSLError, ConnectionResetError) as exc:
+                # The primary does not know our built-in certificate (never, or no longer): register it
+                # once, then try again at once. An alert may arrive as a plain reset under TLS 1.3.
+                unknown = isinstance(exc, ConnectionResetError) or exc.reason in UNKNOWN_CERT_ALERTS
+                if self.builtin and unknown and not self._just_registered:
+                    self.register()
+                    self._just_registered = True
+                    raise Registered() from None
+                raise
+            self._just_registered = False
+            if answer is None:
+                raise proto.ProtocolError("the primary closed the session after the handshake")
+            if answer.get("type") != "welcome":
+                raise Refused(f"refused by the primary: {answer.get('reason')}")
+            if not keep_alive:
                 return peer
+            how = f"verified up to {peer['anchor']}" if peer.get("anchor") else "verified"
+            self.log.info("Connected to %s:%d as %s %s; server certificate %s issued by %s, %s (%s)",
+                          self.host, self.port, self.role, name, peer["subject"], peer["issuer"], how, tls.version())
+            self.state.set("connected", None, peer={"host": self.host, **peer})
+            self.state.ack()
+            while not self.stop.is_set():
+                proto.send(tls, {"type": "heartbeat"})
+                if reader.read() is None:
+                    raise proto.ProtocolError("the primary closed the session")
+                self.state.ack()
+                self.stop.wait(proto.HEARTBEAT_SECONDS)
+            return peer

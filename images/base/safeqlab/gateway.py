@@ -1,7 +1,8 @@
 """The secondary gateway stand-in, configured by the unattended installation file.
 
 Trusted certificates: the keystore (the gateway's PFX) and the truststore named in the
-file, judged by the JRE's keytool as the Java gateway would. Built-in certificates
+file, read by the JRE's keytool as the Java gateway would; the primary's chain is judged by
+the JRE against the truststore's trustedCertEntry certificates. Built-in certificates
 (SAFEQ_ENDPOINT_CERTIFICATES=built-in): only the primary's address is needed.
 """
 from __future__ import annotations
@@ -10,14 +11,14 @@ import argparse
 import functools
 import logging
 import os
-import ssl
 from pathlib import Path
 
+from cryptography import x509
+
 from certkit import javastore
-from certkit.certs import common_name, pem
-from certkit.tls import load_identity, peer_chain
+from certkit.certs import common_name
 from . import service, util
-from .endpoint import Refused, SetupError
+from .endpoint import Identity, Refused, SetupError
 from .ocspcheck import FAIL_MODES, OcspChecker
 
 STATE = "/run/safeq-gateway/state.json"
@@ -59,20 +60,16 @@ def primary_address(settings: dict[str, str]) -> tuple[str, int]:
     return (host, int(port)) if host and port.isdigit() else (value, DEFAULT_PORT)
 
 
-def make_context(path: str) -> tuple[ssl.SSLContext, str]:
+def make_identity(path: str) -> Identity:
     """Re-read on every attempt, so a fixed file is picked up by the next reconnect."""
     s = read_settings(path)
     try:
         store = javastore.load_keystore(s["HCP_DEFAULT_KEYSTORE"], s["HCP_DEFAULT_KEYSTORE_PASSWORD"])
+        # The truststore's trustedCertEntry certificates only, as the JRE reads it.
         anchors = javastore.trust_anchors(s["HCP_DEFAULT_TRUSTSTORE"], s["HCP_DEFAULT_TRUSTSTORE_PASSWORD"])
     except javastore.StoreError as exc:
         raise SetupError(str(exc)) from None
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the chain and the host name
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a Java trust anchor may be an intermediate
-    ctx.load_verify_locations(cadata=pem(anchors))  # the truststore only, as the JRE does
-    load_identity(ctx, store.key, store.chain, WORKDIR)
-    return ctx, common_name(store.chain[0])
+    return Identity(common_name(store.chain[0]), store.key, store.chain, anchors, WORKDIR)
 
 
 def ocsp_check():
@@ -84,9 +81,9 @@ def ocsp_check():
         raise SetupError(f"SAFEQ_GATEWAY_OCSP_ON_FAILURE must be fail-closed or fail-open, not '{on_failure}'")
     checker = OcspChecker(on_failure=on_failure, max_cache_age=5.0)
 
-    def check(tls: ssl.SSLSocket) -> None:
-        chain = peer_chain(tls)
-        result = checker.check_chain(chain, chain[1:])
+    def check(chain: list[x509.Certificate], anchors: list[x509.Certificate]) -> None:
+        # The chain as the primary sent it; an issuer it left out may be a trust anchor.
+        result = checker.check_chain(chain, chain[1:] + anchors)
         if not result.ok:
             raise Refused(f"the primary's certificate failed the OCSP check: {result.reason}")
     return check
@@ -118,8 +115,8 @@ class Gateway(service.Spec):
     def address(self) -> tuple[str, int]:
         return primary_address(read_settings(self.settings_file(), self.builtin()))
 
-    def trusted_context(self, log: logging.Logger):
-        return functools.partial(make_context, self.settings_file())
+    def trusted_identity(self, log: logging.Logger):
+        return functools.partial(make_identity, self.settings_file())
 
     def check_peer(self):
         return ocsp_check()

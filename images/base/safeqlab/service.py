@@ -1,27 +1,75 @@
-"""What the gateway and client stand-ins share: the service loop, the session factory and
-the command line (run | status [--json] | health | test-connection).
+"""What the gateway and client stand-ins share: the state file and health, the JRE validator,
+the service loop, the session factory and the command line (run | status [--json] | health |
+test-connection).
 
 A :class:`Spec` says what differs between them; :func:`main` does the rest.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import socket
-import ssl
 import threading
 from typing import Callable
 
+from cryptography import x509
+
 from certkit import fsio
-from . import util
+from certkit.jre import Validator
+from . import proto, util
 from .builtin import BuiltinIdentity
-from .endpoint import Session, SetupError, StateFile, healthy
+from .endpoint import Identity, Session, SetupError
 
 COMMANDS = ("run", "status", "health", "test-connection")
 RETRY_SECONDS = 5  # a broken local setup is read again this often
 
-ContextFactory = Callable[[], "tuple[ssl.SSLContext, str]"]
+IdentityFactory = Callable[[], Identity]
+PeerCheck = Callable[[list[x509.Certificate], list[x509.Certificate]], None]
+
+
+class StateFile:
+    """connected/disconnected/error plus why, for checks and healthchecks."""
+
+    def __init__(self, path):
+        self.path = path
+        self.data = {"state": "starting", "reason": None, "peer": None, "since": util.now_iso(), "last_ack": None}
+        fsio.write_json(path, self.data)
+
+    def set(self, state: str, reason: str | None = None, **extra) -> None:
+        if state != self.data["state"]:
+            self.data["since"] = util.now_iso()
+        self.data.update(state=state, reason=reason, **extra)
+        fsio.write_json(self.path, self.data)
+
+    def ack(self) -> None:
+        self.data["last_ack"] = util.now_iso()
+        fsio.write_json(self.path, self.data)
+
+
+def healthy(data: dict | None, max_age: float = 3 * proto.HEARTBEAT_SECONDS + 2) -> tuple[bool, str]:
+    if not data:
+        return False, "not started"
+    if data.get("state") != "connected":
+        return False, f"{data.get('state')}: {data.get('reason')}"
+    last = data.get("last_ack") or data.get("since")
+    age = (datetime.datetime.now(datetime.timezone.utc) - datetime.datetime.fromisoformat(last)).total_seconds()
+    if age > max_age:
+        return False, f"no heartbeat answered for {age:.0f} s"
+    return True, f"connected to {data['peer']['host']} ({data['peer']['subject']})"
+
+
+_validators: list[Validator] = []
+_validators_lock = threading.Lock()
+
+
+def shared_validator() -> Validator:
+    """One JRE validator per process, started on first use and kept (a JVM start costs ~1 s)."""
+    with _validators_lock:
+        if not _validators:
+            _validators.append(Validator())
+        return _validators[0]
 
 
 class Spec:
@@ -54,12 +102,13 @@ class Spec:
         """The primary's (host, port); raises SetupError."""
         raise NotImplementedError
 
-    def trusted_context(self, log: logging.Logger) -> ContextFactory:
-        """A factory called on every attempt: (context with the trusted identity, announced name)."""
+    def trusted_identity(self, log: logging.Logger) -> IdentityFactory:
+        """A factory called on every attempt: the trusted identity, read afresh (raises SetupError)."""
         raise NotImplementedError
 
-    def check_peer(self) -> Callable[[ssl.SSLSocket], None] | None:
-        """An extra check of the primary after the handshake (raises Refused), or None."""
+    def check_peer(self) -> PeerCheck | None:
+        """An extra check of the primary's chain as sent, with the anchors, once the JRE accepted it
+        (raises Refused), or None."""
         return None
 
     def state_file(self) -> StateFile:
@@ -78,10 +127,9 @@ def session(spec: Spec, host: str, port: int, state: StateFile | None, log: logg
     """A session with the built-in or the trusted certificates, as the endpoint is configured."""
     if spec.builtin():
         identity = BuiltinIdentity(spec.builtin_dir, socket.gethostname(), log)
-        return Session(host=host, port=port, role=spec.role, make_context=identity.context, state=state, log=log,
-                       stop=stop, builtin=identity)
-    return Session(host=host, port=port, role=spec.role, make_context=spec.trusted_context(log), state=state,
-                   log=log, stop=stop, check_peer=spec.check_peer())
+        return Session(host=host, port=port, role=spec.role, state=state, log=log, stop=stop, builtin=identity)
+    return Session(host=host, port=port, role=spec.role, state=state, log=log, stop=stop,
+                   trusted=spec.trusted_identity(log), check_peer=spec.check_peer(), validator=shared_validator)
 
 
 def wait_for_setup(spec: Spec, state: StateFile, log: logging.Logger, stop: threading.Event) -> Session | None:
