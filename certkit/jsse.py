@@ -17,13 +17,12 @@ UNRECOGNIZED = "Unsupported or unrecognized SSL message"
 # TLS alert names (RFC 8446 and before), as JSSE prints them after "Received fatal alert: ".
 ALERT_NAMES = (
     "unexpected_message", "bad_record_mac", "decryption_failed", "record_overflow", "decompression_failure",
-    "handshake_failure", "no_certificate", "bad_certificate",
-    "unsupported_certificate", "certificate_revoked", "certificate_expired", "certificate_unknown",
-    "illegal_parameter", "unknown_ca", "access_denied", "decode_error", "decrypt_error", "protocol_version",
-    "insufficient_security", "internal_error", "inappropriate_fallback", "user_canceled", "no_renegotiation",
-    "missing_extension",
-    "unsupported_extension", "unrecognized_name", "bad_certificate_status_response", "unknown_psk_identity",
-    "certificate_required", "no_application_protocol",
+    "handshake_failure", "no_certificate", "bad_certificate", "unsupported_certificate", "certificate_revoked",
+    "certificate_expired", "certificate_unknown", "illegal_parameter", "unknown_ca", "access_denied",
+    "decode_error", "decrypt_error", "protocol_version", "insufficient_security", "internal_error",
+    "inappropriate_fallback", "user_canceled", "no_renegotiation", "missing_extension", "unsupported_extension",
+    "unrecognized_name", "bad_certificate_status_response", "unknown_psk_identity", "certificate_required",
+    "no_application_protocol",
 )
 
 # What was reported -> what a JRE logs. Keys: an alert name, an OpenSSL reason in words, an exception class.
