@@ -69,6 +69,39 @@ def health() -> tuple[bool, str]:
     return True, f"serving {expected['subject']} issued by {expected['issuer']} ({status['state']})"
 
 
+def _algorithms(value) -> str:
+    """A disabledAlgorithms list evenly spaced: an override file may space its entries as it likes."""
+    if value is None:
+        return "(not set)"
+    return ", ".join(" ".join(item.split()) for item in str(value).split(",") if item.strip())
+
+
+def jre_lines(status: dict) -> list[str]:
+    """The JRE that judges chains, as the server recorded it at start-up (status["jre"])."""
+    jre = status.get("jre")
+    if jre is None:
+        return ["JRE: not recorded in the status file (written by an older server)"]
+    if not isinstance(jre, dict):
+        return [f"JRE: the status file's jre entry is not an object: {jre!r}"]
+    if "error" in jre:
+        return [f"JRE: could not be asked: {jre['error']}"]
+    lines = [f"JRE: {jre.get('java.version')} ({jre.get('java.vendor')}, VM {jre.get('java.vm.version')}) "
+             f"in {jre.get('java.home')}",
+             f"  java.security: {jre.get('java.security')}"]
+    if jre.get("java.security.error"):
+        lines.append(f"  java.security real path unknown: {jre['java.security.error']}")
+    override = str(jre.get("java.security.properties") or "")
+    if not override:
+        lines.append("  override: none")
+    elif override.startswith("="):
+        lines.append(f"  override: {override[1:]} (replaces java.security)")
+    else:
+        lines.append(f"  override: {override} (adds to / overrides java.security)")
+    # The security properties the JRE reported, in its order (disabledAlgorithms and the like).
+    lines += [f"  {key}: {_algorithms(value)}" for key, value in jre.items() if key.startswith("jdk.")]
+    return lines
+
+
 def parser() -> admincli.Parser:
     ap = admincli.Parser(prog="safeq-admin")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND", parser_class=admincli.Parser)
@@ -102,7 +135,11 @@ def contains(names: list[str]) -> int:
 def run(args) -> int:
     if args.cmd == "status":
         status = fsio.read_json(paths.STATUS, {}) or {}
-        print(json.dumps(status, indent=2) if args.json else f"{status.get('state')}: {status.get('serving', {}).get('subject')}")
+        if args.json:
+            print(json.dumps(status, indent=2))
+            return 0
+        print(f"{status.get('state')}: {status.get('serving', {}).get('subject')}")
+        print("\n".join(jre_lines(status)))
         return 0
     if args.cmd == "health":
         ok, why = health()
