@@ -39,10 +39,13 @@ main.add_command(admin.endpoints, name="endpoints")
 @click.option("--build/--no-build", default=True, help="Build images before starting (fast when cached).")
 @click.option("--timeout", default=600, show_default=True, type=click.IntRange(min=1), metavar="S",
               help="Seconds the whole run may take, builds included, until every service is healthy.")
+@click.option("--java-security", metavar="FILE|=FILE",
+              help="A java.security for the JREs of primary, gateway and client: FILE adds to / overrides "
+                   "the JRE's own, =FILE replaces it whole.")
 @reports_errors
-def up(policy: str, build: bool, timeout: int) -> None:
+def up(policy: str, build: bool, timeout: int, java_security: str | None) -> None:
     """Start the lab: PKI if missing, images, primary setup steps, all services healthy."""
-    lab_up.run(policy, build, timeout)
+    lab_up.run(policy, build, timeout, java_security)
 
 
 @main.command()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pki
 from rich.markup import escape
 
-from . import admin, docker, images, project, status, steps, topology
+from . import admin, docker, images, java_security, project, status, steps, topology
 from .deadline import Deadline
 from .errors import LabError
 from .views import console, print_summary, say
@@ -91,9 +91,14 @@ def prepare(deadline: Deadline) -> tuple[dict, topology.Topology]:
     return manifest, topo
 
 
-def run(policy: str, build: bool, timeout: float) -> None:
+def run(policy: str, build: bool, timeout: float, java_security_file: str | None = None) -> None:
+    # A bad --java-security file is refused before anything starts.
+    env = {**POLICY_ENV[policy], **java_security.compose_env(java_security_file)}
     deadline = Deadline(timeout)
-    os.environ.update(POLICY_ENV[policy])
+    os.environ.update(env)
+    note = java_security.describe(env)
+    if note:
+        say(note)
     manifest, topo = prepare(deadline)
     if build:
         images.build_all(say, deadline)
