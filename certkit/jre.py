@@ -33,6 +33,8 @@ from typing import Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from .jsse import handshake_message, refusal_alert
+
 MAIN_CLASS = "pkixjudge.Main"
 CLASSES_DIR = "/opt/safeqlab/validator"
 PRODUCT_JAVA = "/opt/safeqcloud/jre/bin/java"
@@ -55,6 +57,7 @@ class ValidatorError(RuntimeError):
 class Verdict:
     ok: bool
     anchor: str | None = None       # RFC 2253 subject of the trust anchor of the validated path
+    path: tuple[x509.Certificate, ...] = ()  # the validated path, leaf first, ending at the anchor
     exception: str | None = None    # fully qualified class the trust manager threw
     message: str | None = None      # its getMessage()
     cause: str | None = None        # its cause, "class: message"
@@ -86,7 +89,8 @@ class Verdict:
     @classmethod
     def from_reply(cls, reply: dict) -> Verdict:
         if reply.get("ok") is True:
-            return cls(ok=True, anchor=reply.get("anchor"))
+            path = tuple(x509.load_der_x509_certificate(base64.b64decode(c)) for c in reply.get("path") or ())
+            return cls(ok=True, anchor=reply.get("anchor"), path=path)
         return cls(ok=False, exception=reply.get("exception"), message=reply.get("message"),
                    cause=reply.get("cause"), causes=tuple(reply.get("causes") or ()),
                    certificate_exception=bool(reply.get("certificate_exception")))
@@ -245,6 +249,7 @@ class Validator:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._box: list[_Process | None] = [None]
+        self._version: str | None = None
         self._finalizer = weakref.finalize(self, _close_box, self._box)
 
     def __enter__(self) -> Validator:
@@ -268,6 +273,20 @@ class Validator:
         reply = self._call({"cmd": "info"})
         reply.pop("id", None)
         return reply
+
+    @property
+    def java_version(self) -> str | None:
+        """java.version of the running JRE (asked once; None if it cannot be asked)."""
+        if self._version is None:
+            try:
+                self._version = self.info().get("java.version") or ""
+            except ValidatorError:
+                return None
+        return self._version or None
+
+    def refusal(self, verdict: Verdict) -> str:
+        """A refused chain as this JRE's handshake logs it: "(certificate_unknown) PKIX ..." on JRE 21."""
+        return handshake_message(refusal_alert(verdict.certificate_exception), verdict.reason, self.java_version)
 
     def judge(self, chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certificate], mode: str,
               host: str | None = None, auth_type: str = "UNKNOWN") -> Verdict:

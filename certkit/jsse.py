@@ -59,20 +59,24 @@ def reported(words: str) -> str:
     return words
 
 
-def tls_reason(reason: str) -> str:
-    """A TLS-layer failure: JSSE's words, then OpenSSL's own in brackets."""
+def tls_reason(reason: str, java_version: str | None = None) -> str:
+    """A TLS-layer failure in JSSE's words. An alert is said as the JRE says it ("Received fatal
+    alert: unknown_ca", on JRE 21 with "(unknown_ca) " in front); other failures keep OpenSSL's
+    own words in brackets, where they say more than the JRE's."""
     words = openssl_words(reason)
-    java = REPORTED.get(reported(words))
+    key = reported(words)
+    if key in ALERT_NAMES:
+        return handshake_message(key, REPORTED[key], java_version)
+    java = REPORTED.get(key)
     return f"{java} (openssl: {words})" if java else f"TLS error (openssl: {words})"
 
 
-def java_reason(exc: BaseException, *, hostname: str | None = None, client_side: bool = True) -> str:
-    """One line for a failed connection, in a JRE's words where it has any."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return _openssl_verdict(exc, hostname, client_side)
+def java_reason(exc: BaseException, java_version: str | None = None) -> str:
+    """One line for a failed connection, in a JRE's words where it has any (``java_version``:
+    the JRE whose wording to follow, see handshake_message)."""
     if isinstance(exc, ssl.SSLError):
         reason = getattr(exc, "reason", None)
-        return tls_reason(reason) if reason else f"TLS error (openssl: {exc})"
+        return tls_reason(reason, java_version) if reason else f"TLS error (openssl: {exc})"
     for cls in type(exc).__mro__:
         if cls in REPORTED:
             return REPORTED[cls]
@@ -81,25 +85,26 @@ def java_reason(exc: BaseException, *, hostname: str | None = None, client_side:
     return str(exc) or exc.__class__.__name__
 
 
-# Only for peers still verified by OpenSSL (the primary's listener and its self-check import
-# java_reason); the gateway and client ask the JRE instead. Remove once nothing verifies with OpenSSL.
-_VERIFY = {
-    2: PKIX, 18: PKIX, 19: PKIX, 20: PKIX, 21: PKIX,
-    10: "PKIX path validation failed: java.security.cert.CertPathValidatorException: validity check failed",
-    9: "PKIX path validation failed: java.security.cert.CertPathValidatorException: validity check failed",
-    23: "PKIX path validation failed: java.security.cert.CertPathValidatorException: Certificate has been revoked",
-}
+def refusal_alert(certificate_exception: bool) -> str:
+    """The alert a Java endpoint sends when its trust manager refuses the peer: certificate
+    problems are certificate_unknown, anything else (an empty trust store) internal_error."""
+    return "certificate_unknown" if certificate_exception else "internal_error"
 
 
-def _openssl_verdict(exc: ssl.SSLCertVerificationError, hostname: str | None, client_side: bool) -> str:
-    code, msg = exc.verify_code, exc.verify_message or ""
-    if code == 62 or "hostname mismatch" in msg.lower() or "IP address mismatch" in msg:
-        java = f"No subject alternative DNS name matching {hostname} found."
-    elif code == 26:
-        java = f"Extended key usage does not permit use for TLS {'server' if client_side else 'client'} authentication"
-    else:
-        java = _VERIFY.get(code, "PKIX path validation failed")
-    return f"{java} (openssl: {msg})"
+def java_major(version: str | None) -> int:
+    """21 for "21.0.13", 8 for "1.8.0_402"; 0 when unknown."""
+    parts = re.findall(r"\d+", version or "")
+    if not parts:
+        return 0
+    return int(parts[1]) if parts[0] == "1" and len(parts) > 1 else int(parts[0])
+
+
+def handshake_message(alert: str, message: str, java_version: str | None) -> str:
+    """The message of the exception a Java endpoint logs as it sends ``alert`` for ``message``.
+
+    Seen in the reference runs: JRE 21 (21.0.13) puts the alert first, "(certificate_unknown)
+    PKIX path ...", JRE 17 (17.0.15) gives the message alone."""
+    return f"({alert}) {message}" if java_major(java_version) >= 21 else message
 
 
 # JSSE's key exchange names by the start of OpenSSL's TLS 1.2 cipher suite name.

@@ -52,7 +52,7 @@ def test_wrong_keystore_password_falls_back_to_localhost(primary, gateway, resto
     # The gateway trusts the lab root only, so the fallback certificate breaks its session.
     reason = wait_for(lambda: (lambda s: s["reason"] if s["state"] != "connected" and "PKIX" in (s["reason"] or "") else None)(
         json.loads(gateway.check_output("safeq-gateway status --json"))), 30)
-    assert reason == f"{PKIX} (openssl: self-signed certificate)"
+    assert reason == f"(certificate_unknown) {PKIX}"
 
 
 def test_unreadable_pfx_falls_back_to_localhost(primary, restore):

@@ -147,14 +147,13 @@ def test_root_named_and_the_intermediate_missing_offers_nothing(pki, tmp_path, j
     assert primary.received() == []
 
 
-@pytest.mark.parametrize("version, alert", [
-    ("TLSv1.2", "Received fatal alert: handshake_failure (openssl: "),
-    ("TLSv1.3", "Received fatal alert: certificate_required (openssl: "),
-])
+@pytest.mark.parametrize("version, alert", [("TLSv1.2", "handshake_failure"), ("TLSv1.3", "certificate_required")])
 def test_a_primary_requiring_a_certificate_answers_with_an_alert(pki, tmp_path, jre, version, alert):
     primary = AskingPrimary(pki, ["other"], version, require=True)
     ok, why = gateway_session(pki, tmp_path, primary.port, jre).probe()
-    assert not ok and why.startswith(alert), why  # OpenSSL's own words depend on its version
+    # In the words of the endpoint's JRE: JRE 21 puts the alert in front, 17 does not.
+    said = f"Received fatal alert: {alert}"
+    assert not ok and why in (said, f"({alert}) {said}"), why
     assert isinstance(primary.received(), SSL.Error)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from certkit.jsse import EMPTY_CHAIN, PKIX, REPORTED, UNRECOGNIZED, auth_type, java_reason, reported, tls_reason
 from fixtures_openssl import OpenSSLPKI
-from safeqlab.endpoint import TLSFailure
+from certkit.openssl import TLSFailure
 
 
 def ssl_error(reason: str) -> ssl.SSLError:
@@ -22,35 +22,47 @@ def ssl_error(reason: str) -> ssl.SSLError:
 
 # --- alerts, by their name, from both spellings OpenSSL's reason comes in ----------------------
 
+ALERTS = [
+    ("TLSV1_ALERT_UNKNOWN_CA", "tlsv1 alert unknown ca", "unknown_ca"),
+    ("SSLV3_ALERT_BAD_CERTIFICATE", "sslv3 alert bad certificate", "bad_certificate"),
+    ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "tlsv13 alert certificate required", "certificate_required"),
+    ("SSLV3_ALERT_HANDSHAKE_FAILURE", "sslv3 alert handshake failure", "handshake_failure"),
+    ("SSLV3_ALERT_CERTIFICATE_UNKNOWN", "sslv3 alert certificate unknown", "certificate_unknown"),
+    ("TLSV1_ALERT_PROTOCOL_VERSION", "tlsv1 alert protocol version", "protocol_version"),
+    ("TLSV1_UNRECOGNIZED_NAME", "tlsv1 unrecognized name", "unrecognized_name"),
+]
+
+
+@pytest.mark.parametrize("python_name, words, alert", ALERTS)
+def test_alerts_in_the_jres_words_as_each_jre_says_them(python_name, words, alert):
+    said = f"Received fatal alert: {alert}"
+    for exc in (ssl_error(python_name), TLSFailure(words)):  # Python's ssl; pyOpenSSL as the endpoint reraises it
+        assert java_reason(exc) == said
+        assert java_reason(exc, "17.0.15") == said
+        assert java_reason(exc, "21.0.13") == f"({alert}) {said}"
+    assert tls_reason(words) == said
+
+
 @pytest.mark.parametrize("python_name, words, java", [
-    ("TLSV1_ALERT_UNKNOWN_CA", "tlsv1 alert unknown ca", "Received fatal alert: unknown_ca"),
-    ("SSLV3_ALERT_BAD_CERTIFICATE", "sslv3 alert bad certificate", "Received fatal alert: bad_certificate"),
-    ("TLSV13_ALERT_CERTIFICATE_REQUIRED", "tlsv13 alert certificate required",
-     "Received fatal alert: certificate_required"),
-    ("SSLV3_ALERT_HANDSHAKE_FAILURE", "sslv3 alert handshake failure", "Received fatal alert: handshake_failure"),
-    ("SSLV3_ALERT_CERTIFICATE_UNKNOWN", "sslv3 alert certificate unknown", "Received fatal alert: certificate_unknown"),
-    ("TLSV1_ALERT_PROTOCOL_VERSION", "tlsv1 alert protocol version", "Received fatal alert: protocol_version"),
-    ("TLSV1_UNRECOGNIZED_NAME", "tlsv1 unrecognized name", "Received fatal alert: unrecognized_name"),
     ("PEER_DID_NOT_RETURN_A_CERTIFICATE", "peer did not return a certificate", EMPTY_CHAIN),
     ("WRONG_VERSION_NUMBER", "wrong version number", UNRECOGNIZED),
     ("HTTP_REQUEST", "http request", UNRECOGNIZED),
 ])
-def test_tls_layer_failures_in_jsse_words_with_openssls_in_brackets(python_name, words, java):
+def test_other_tls_failures_in_jsse_words_with_openssls_in_brackets(python_name, words, java):
     expected = f"{java} (openssl: {words})"
-    assert java_reason(ssl_error(python_name)) == expected  # Python's ssl
-    assert java_reason(TLSFailure(words)) == expected        # pyOpenSSL, as the endpoint reraises it
+    assert java_reason(ssl_error(python_name)) == expected
+    assert java_reason(TLSFailure(words), "21.0.13") == expected
     assert tls_reason(words) == expected
 
 
 @pytest.mark.parametrize("words", ["ssl/tls alert handshake failure", "tls alert handshake failure"],
                          ids=["openssl-3", "openssl-4"])
 def test_newer_openssl_alert_words(words):
-    assert tls_reason(words) == f"Received fatal alert: handshake_failure (openssl: {words})"
+    assert tls_reason(words) == "Received fatal alert: handshake_failure"
 
 
 def test_openssls_spelling_of_an_alert_becomes_the_rfcs():
-    assert tls_reason("tlsv1 alert user cancelled") == (
-        "Received fatal alert: user_canceled (openssl: tlsv1 alert user cancelled)")
+    assert tls_reason("tlsv1 alert user cancelled") == "Received fatal alert: user_canceled"
 
 
 def test_a_local_handshake_failure_is_no_alert():
@@ -105,28 +117,6 @@ def test_a_peer_that_is_not_tls_is_an_unrecognized_message():
         with socket.create_connection(server.getsockname(), timeout=5) as raw, pytest.raises(ssl.SSLError) as err:
             ctx.wrap_socket(raw, server_hostname="localhost")
     assert java_reason(err.value) == f"{UNRECOGNIZED} (openssl: wrong version number)"
-
-
-def test_openssl_verdicts_still_worded_for_the_primarys_listener(tmp_path):
-    """The primary still verifies clients with OpenSSL and imports java_reason for that."""
-    p = OpenSSLPKI(tmp_path)
-    served = p.root("localhost", subject="/CN=localhost")
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        srv_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        srv_ctx.load_cert_chain(served.cert_path, served.key_path)
-
-        def serve():
-            conn, _ = server.accept()
-            conn.settimeout(5)
-            try:
-                srv_ctx.wrap_socket(conn, server_side=True).close()
-            except OSError:
-                conn.close()  # the client's alert: expected
-        threading.Thread(target=serve, daemon=True).start()
-        ctx = ssl.create_default_context(cafile=str(p.root("Other").cert_path))
-        with socket.create_connection(server.getsockname(), timeout=5) as raw, pytest.raises(ssl.SSLError) as err:
-            ctx.wrap_socket(raw, server_hostname="localhost")
-    assert java_reason(err.value) == f"{PKIX} (openssl: self-signed certificate)"
 
 
 # --- authType --------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from certkit.jre import Verdict
 from certkit.jsse import PKIX
 from safeq_primary.policy import ACCEPTED, NOT_TRUSTED, REFUSED, Peer, judge
 from safeqlab.ocspcheck import Result
@@ -34,53 +35,52 @@ def pki():
     root = _cert("Acme-CA-Root", ca=True)
     inter = _cert("Acme-CA-Intermediate", root, ca=True)
     leaf = _cert("gateway-host", inter, dns="gateway-host")
-    other = _cert("Other-CA-Root", ca=True)
-    stray = _cert("stray-host", other, dns="stray-host")  # signed by a CA that stays trusted
-    return {"root": root[0], "inter": inter[0], "leaf": leaf[0], "other": other[0], "stray": stray[0]}
+    return {"root": root[0], "inter": inter[0], "leaf": leaf[0]}
 
 
 def peer(*chain, name="gateway-host", policy="trusted-ca"):
     return Peer(chain=tuple(chain), role="gateway", name=name, policy=policy)
 
 
-def trusted(p, chain, anchors, revocation=None):
-    return judge(p(*chain) if callable(p) else p, policy="trusted-ca", anchors=anchors, record=None,
+def jre_ok(anchor: str) -> Verdict:
+    return Verdict(ok=True, anchor=anchor)
+
+
+JRE_PKIX = Verdict(ok=False, exception="sun.security.validator.ValidatorException", message=PKIX,
+                   certificate_exception=True)
+
+
+def trusted(p, chain, verdict, revocation=None):
+    return judge(p(*chain) if callable(p) else p, policy="trusted-ca", chain_verdict=verdict, record=None,
                  revocation=revocation)
 
 
-@pytest.mark.parametrize("anchors, via", [
-    (("root", "inter"), "Acme-CA-Intermediate"),  # a trusted intermediate is an anchor, as in Java
-    (("root",), "Acme-CA-Root"),
-    (("inter",), "Acme-CA-Intermediate"),
-])
-def test_trusted_ca_accepts_a_chain_to_a_trusted_ca(pki, anchors, via):
-    d = trusted(peer, [pki["leaf"], pki["inter"]], [pki[a] for a in anchors])
-    assert (d.decision, d.reason) == (ACCEPTED, f"trusted-ca policy: chain verified to trusted CA CN={via}")
+def test_trusted_ca_accepts_what_the_jre_accepts_and_names_its_anchor(pki):
+    d = trusted(peer, [pki["leaf"], pki["inter"]], jre_ok("CN=Acme-CA-Intermediate"))
+    assert (d.decision, d.reason) == (ACCEPTED, "trusted-ca policy: chain verified to trusted CA CN=Acme-CA-Intermediate")
 
 
-def test_the_ca_the_chain_needs_removed_while_another_stays(pki):
-    d = trusted(peer, [pki["leaf"], pki["inter"], pki["root"]], [pki["other"]])
-    assert (d.decision, d.reason) == (NOT_TRUSTED, f"{PKIX}: its chain does not lead to a trusted CA")
+def test_trusted_ca_refuses_in_the_jres_words(pki):
+    d = trusted(peer, [pki["leaf"], pki["inter"], pki["root"]], JRE_PKIX)
+    assert (d.decision, d.reason) == (NOT_TRUSTED, PKIX)
 
 
-@pytest.mark.parametrize("extra", ["stray", "other"])
-def test_an_appended_certificate_of_a_trusted_ca_keeps_nothing(pki, extra):
-    """A stray certificate signed by a still-trusted CA, or a copy of the trusted root, issued nothing on the path."""
-    d = trusted(peer, [pki["leaf"], pki["inter"], pki[extra]], [pki["other"]])
-    assert d.decision == NOT_TRUSTED
+def test_the_trusted_ca_policy_never_decides_without_the_jre(pki):
+    with pytest.raises(ValueError, match="JRE's verdict"):
+        trusted(peer, [pki["leaf"], pki["inter"]], None)
 
 
 def test_name_the_certificate_does_not_carry_is_refused(pki):
-    d = trusted(peer(pki["leaf"], pki["inter"], name="primary-host"), None, [pki["root"]])
+    d = trusted(peer(pki["leaf"], pki["inter"], name="primary-host"), None, jre_ok("CN=Acme-CA-Root"))
     assert d.decision == REFUSED and d.reason.startswith("announced name primary-host does not match the certificate")
 
 
 def test_no_certificate_is_javas_empty_chain(pki):
-    assert trusted(peer, [], [pki["root"]]).reason == "Empty client certificate chain"
+    assert trusted(peer, [], None).reason == "Empty client certificate chain"
 
 
 def test_a_policy_switched_since_the_handshake_ends_the_session(pki):
-    d = judge(peer(pki["leaf"], pki["inter"]), policy="built-in", anchors=[pki["root"]], record=None, revocation=None)
+    d = judge(peer(pki["leaf"], pki["inter"]), policy="built-in", chain_verdict=None, record=None, revocation=None)
     assert (d.decision, d.reason) == (NOT_TRUSTED, "certificate policy changed to built-in")
 
 
@@ -93,7 +93,8 @@ def test_a_policy_switched_since_the_handshake_ends_the_session(pki):
      "built-in policy: endpoint trusted by an administrator (auto-trust)"),
 ])
 def test_builtin_policy_follows_endpoint_authorization(pki, record, decision, reason):
-    d = judge(peer(pki["leaf"], policy="built-in"), policy="built-in", anchors=[], record=record, revocation=None)
+    d = judge(peer(pki["leaf"], policy="built-in"), policy="built-in", chain_verdict=None, record=record,
+              revocation=None)
     assert (d.decision, d.reason) == (decision, reason)
 
 
@@ -108,7 +109,7 @@ REVOKED = "Certificate has been revoked, reason: KEY_COMPROMISE, revocation date
     (Result(ok=True, status="unavailable", reason="responder down"), ACCEPTED, "trusted-ca policy: chain verified"),
 ])
 def test_revocation_answers(pki, result, decision, reason_start):
-    d = trusted(peer, [pki["leaf"], pki["inter"]], [pki["root"]], revocation=result)
+    d = trusted(peer, [pki["leaf"], pki["inter"]], jre_ok("CN=Acme-CA-Root"), revocation=result)
     assert d.decision == decision and d.reason.startswith(reason_start)
     if result.status == "unavailable" and result.ok:  # fail-open: accepted, and the warning is kept
         assert d.warning == "responder down" and d.reason.endswith("; OCSP warning (fail-open): responder down")

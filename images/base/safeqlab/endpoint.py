@@ -10,32 +10,27 @@ offers the certificate). Built-in certificates: the primary's certificate is pin
 """
 from __future__ import annotations
 
-import errno
 import ipaddress
 import logging
-import os
-import select
 import socket
 import ssl
 import threading
-import time
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Callable
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from certkit import keychoice
 from certkit.certs import describe
 from certkit.jre import Validator, ValidatorError
 from certkit.jsse import auth_type, java_reason
+from certkit.openssl import MOVING_WRITE_BUFFER, SSL, OpenSSLSocket
 from certkit.tls import load_identity
 from . import proto
 from .builtin import UNKNOWN_CERT_ALERTS, BuiltinIdentity, PinMismatch
 
 try:
-    from OpenSSL import SSL
     from OpenSSL.SSL import _ffi, _lib  # the bindings pyOpenSSL uses, for the client certificate callback
     _lib.SSL_CTX_set_cert_cb  # noqa: B018 - without it the certificate choice cannot be made
 except (ImportError, AttributeError):  # hosts without pyOpenSSL (unit tests); the images have python3-openssl
@@ -45,9 +40,6 @@ BACKOFF = (1, 2, 4, 8, 10)
 PENDING_RETRY = 2
 CONNECT_SECONDS = 5
 HANDSHAKE_SECONDS = 5.0
-_EOF = "unexpected eof while reading"  # OpenSSL's words for a peer gone without close_notify
-# SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER: a write retried after WANT_WRITE may come from another buffer.
-_MOVING_WRITE_BUFFER = 0x2
 
 
 class SetupError(Exception):
@@ -88,11 +80,12 @@ def judge_primary(tls, identity: Identity, host: str, validator: Callable[[], Va
         raise NotTrusted("the primary sent no certificate")
     kx = auth_type(tls.version(), (tls.cipher() or (None,))[0])
     try:
-        verdict = validator().judge(chain, identity.anchors, "server", host=host, auth_type=kx)
+        jre = validator()
+        verdict = jre.judge(chain, identity.anchors, "server", host=host, auth_type=kx)
     except ValidatorError as exc:
         raise SetupError(f"the primary's certificate cannot be judged: {exc}") from None
     if not verdict.ok:
-        raise NotTrusted(verdict.reason)
+        raise NotTrusted(jre.refusal(verdict))
     return {**describe(chain[0]), "verified": True, "anchor": verdict.anchor}
 
 
@@ -114,7 +107,7 @@ def connect_trusted(host: str, port: int, identity: Identity, note: Callable[[st
     try:
         if SSL is None:
             return _stdlib_connect(raw, host, identity)
-        return OpenSSLSocket.connect(raw, host, identity, note)
+        return _connect_openssl(raw, host, identity, note)
     except BaseException:
         raw.close()
         raise
@@ -131,30 +124,10 @@ def _stdlib_connect(raw: socket.socket, host: str, identity: Identity) -> ssl.SS
     return ctx.wrap_socket(raw, server_hostname=host)
 
 
-class TLSFailure(ssl.SSLError):
-    """A TLS failure pyOpenSSL reported, shaped as Python's ssl reports one: ``reason`` is OpenSSL's."""
-
-    def __init__(self, reason: str):
-        super().__init__(1, reason)  # errno 1 as Python's ssl gives SSL_ERROR_SSL; str() is the reason
-        self.reason = reason
-
-
-def _failure(exc: Exception) -> OSError:
-    """pyOpenSSL's exception as the OSError Python's ssl would raise for the same event."""
-    if isinstance(exc, SSL.SysCallError):
-        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else -1
-        return OSError(code, os.strerror(code)) if code > 0 else TLSFailure(_EOF)
-    if isinstance(exc, SSL.ZeroReturnError):
-        return ConnectionAbortedError(errno.ECONNABORTED, "the primary closed the TLS session")
-    queue = exc.args[0] if exc.args and isinstance(exc.args[0], list) else []
-    reasons = [entry[2] for entry in queue if isinstance(entry, tuple) and len(entry) == 3 and entry[2]]
-    return TLSFailure(reasons[0] if reasons else str(exc) or exc.__class__.__name__)
-
-
 def _openssl_context(extra_chain: list[x509.Certificate]) -> "SSL.Context":
     ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
-    ctx.set_mode(_MOVING_WRITE_BUFFER)
+    ctx.set_mode(MOVING_WRITE_BUFFER)
     ctx.set_verify(SSL.VERIFY_NONE)  # the JRE judges the chain, right after the handshake
     for cert in extra_chain:  # sent after the leaf, once a leaf is chosen
         ctx.add_extra_chain_cert(cert)
@@ -202,84 +175,23 @@ class _CertificateChoice:
             raise proto.ProtocolError(f"the primary's certificate request cannot be read: {self.failure}")
 
 
-class OpenSSLSocket:
-    """A pyOpenSSL client connection with the part of ssl.SSLSocket's interface the session uses.
-
-    The socket underneath is non-blocking: every operation waits with select() up to the
-    timeout (settimeout), so no read or write blocks without a deadline."""
-
-    def __init__(self, raw: socket.socket, conn: "SSL.Connection", timeout: float | None):
-        self._raw, self._conn, self._timeout = raw, conn, timeout
-        raw.setblocking(False)
-        self.choice: _CertificateChoice | None = None
-
-    @classmethod
-    def connect(cls, raw: socket.socket, host: str, identity: Identity, note: Callable[[str], None]) -> OpenSSLSocket:
-        choice = _CertificateChoice(identity, note)
-        conn = choice.conn = SSL.Connection(choice.context, raw)
-        conn.set_connect_state()
-        try:
-            ipaddress.ip_address(host.strip("[]"))
-        except ValueError:  # SNI for a host name only, as Java sends it
-            conn.set_tlsext_host_name(host.encode("idna"))
-        sock = cls(raw, conn, HANDSHAKE_SECONDS)
-        sock.choice = choice  # keeps the callback alive as long as the connection
-        try:
-            sock._io(conn.do_handshake)
-        except OSError:
-            choice.raise_failure()  # the cause, when the choice itself failed
-            raise
-        choice.raise_failure()
-        return sock
-
-    def _io(self, operation, *args):
-        deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        while True:
-            try:
-                return operation(*args)
-            except SSL.WantReadError:
-                readable, writable = [self._raw], []
-            except SSL.WantWriteError:
-                readable, writable = [], [self._raw]
-            except SSL.Error as exc:
-                raise _failure(exc) from None
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError("The operation timed out")
-            select.select(readable, writable, [], remaining)
-
-    def recv(self, size: int) -> bytes:
-        try:
-            return self._io(self._conn.recv, size)
-        except TLSFailure as exc:
-            if exc.reason == _EOF:
-                return b""  # closed without close_notify: end of stream, as Python's ssl reports it
-            raise
-        except ConnectionAbortedError:
-            return b""  # close_notify
-
-    def sendall(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            view = view[self._io(self._conn.send, view):]
-
-    def settimeout(self, timeout: float | None) -> None:
-        self._timeout = timeout
-
-    def gettimeout(self) -> float | None:
-        return self._timeout
-
-    def version(self) -> str:
-        return self._conn.get_protocol_version_name()
-
-    def cipher(self) -> tuple[str, str, int]:
-        return self._conn.get_cipher_name(), self._conn.get_cipher_version(), self._conn.get_cipher_bits()
-
-    def get_unverified_chain(self) -> list[bytes]:
-        return [c.public_bytes(Encoding.DER) for c in self._conn.get_peer_cert_chain(as_cryptography=True) or []]
-
-    def close(self) -> None:
-        self._raw.close()
+def _connect_openssl(raw: socket.socket, host: str, identity: Identity, note: Callable[[str], None]) -> OpenSSLSocket:
+    choice = _CertificateChoice(identity, note)
+    conn = choice.conn = SSL.Connection(choice.context, raw)
+    conn.set_connect_state()
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:  # SNI for a host name only, as Java sends it
+        conn.set_tlsext_host_name(host.encode("idna"))
+    sock = OpenSSLSocket(raw, conn, HANDSHAKE_SECONDS)
+    sock.choice = choice  # keeps the callback alive as long as the connection
+    try:
+        sock.do_handshake()
+    except OSError:
+        choice.raise_failure()  # the cause, when the choice itself failed
+        raise
+    choice.raise_failure()
+    return sock
 
 
 # --- sessions ---------------------------------------------------------------------------------------
@@ -317,7 +229,7 @@ class Session:
             except NotTrusted as exc:
                 self.fail("disconnected", str(exc))
             except (OSError, proto.ProtocolError) as exc:
-                self.fail("disconnected", java_reason(exc, hostname=self.host))
+                self.fail("disconnected", java_reason(exc, self.java_version()))
             except Exception as exc:  # noqa: BLE001 - a bad file or answer must not end reconnecting
                 self.log.exception("Unexpected error talking to %s:%d", self.host, self.port)
                 self.fail("error", f"{exc.__class__.__name__}: {exc}")
@@ -339,6 +251,10 @@ class Session:
             raise Refused(f"registration refused by the primary: {answer.get('reason')}")
         self.log.info("Registered the built-in certificate with the primary as endpoint %s (%s)", answer["endpoint_id"],
                       "trusted" if answer.get("trusted") else "not trusted yet: an administrator must trust it")
+
+    def java_version(self) -> str | None:
+        """The JRE whose words a failure is told in (trusted certificates; its validator's JRE)."""
+        return self.validator().java_version if self.validator is not None else None
 
     def fail(self, state: str, reason: str) -> None:
         if (self.state.data["state"], self.state.data["reason"]) != (state, reason):
@@ -362,7 +278,7 @@ class Session:
         except (SetupError, PinMismatch, Registered, NotTrusted) as exc:
             return False, str(exc)
         except (OSError, proto.ProtocolError) as exc:
-            return False, java_reason(exc, hostname=self.host)
+            return False, java_reason(exc, self.java_version())
 
     def open(self) -> tuple[object, str, dict]:
         """(TLS socket, announced name, facts about the primary): handshake done, primary judged, nothing sent."""

@@ -2,39 +2,30 @@
 from __future__ import annotations
 
 import logging
-import socket
-import ssl
 import threading
 
+from cryptography import x509
+
 from certkit import fsio, javastore
-from certkit.certs import common_name, describe, pem
-from certkit.jsse import java_reason
-from certkit.tls import load_identity
+from certkit.certs import common_name, describe, fingerprint
+from certkit.jre import ValidatorError, Verdict
+from certkit.jsse import PKIX
 
 from . import account, paths
+from .handshake import ServerTLS
 
 log = logging.getLogger("safeq-cloud-server")
 
 
-def java_cacerts_context(key, chain) -> ssl.SSLContext:
-    """The primary's own outbound (Java-side) client: trusts the JRE cacerts only."""
-    anchors = javastore.trust_anchors(paths.CACERTS, paths.CACERTS_PASSWORD, storetype=None, keytool=paths.KEYTOOL)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_verify_locations(cadata=pem(anchors))
-    load_identity(ctx, key, chain, str(paths.RUN))
-    return ctx
-
-
-def self_check(key, chain, host: str) -> dict:
+def self_check(validator, chain, host: str) -> dict:
+    """Would a Java client that trusts the JRE's cacerts accept what the listener serves,
+    under its own host name? The JRE judges the served chain as it judges any server."""
     try:
-        ctx = java_cacerts_context(key, chain)
-        with socket.create_connection(("127.0.0.1", paths.PORT), timeout=5) as raw:
-            with ctx.wrap_socket(raw, server_hostname=host):
-                pass
-        return {"ok": True, "reason": None}
-    except (OSError, javastore.StoreError) as exc:
-        return {"ok": False, "reason": java_reason(exc, hostname=host)}
+        anchors = javastore.trust_anchors(paths.CACERTS, paths.CACERTS_PASSWORD, storetype=None, keytool=paths.KEYTOOL)
+        verdict = validator.judge(chain, anchors, "server", host=host)
+    except (javastore.StoreError, ValidatorError) as exc:
+        return {"ok": False, "reason": str(exc)}
+    return {"ok": verdict.ok, "reason": verdict.reason or None}
 
 
 def trusted_cas() -> list:
@@ -50,11 +41,23 @@ def inbound_anchors() -> list:
     return trusted_cas() + account.system_cas()
 
 
+def builtin_verdict(chain: list[x509.Certificate], known: list[x509.Certificate]) -> Verdict:
+    """Built-in policy: an endpoint's self-generated certificate is trusted as itself, once an
+    administrator has trusted it (registered certificates are the only anchors)."""
+    leaf = chain[0]
+    if any(fingerprint(leaf) == fingerprint(k) for k in known):
+        return Verdict(ok=True, anchor=leaf.subject.rfc4514_string(), path=(leaf,))
+    return Verdict(ok=False, exception="sun.security.validator.ValidatorException", message=PKIX,
+                   certificate_exception=True)
+
+
 class Contexts:
-    def __init__(self, keystore: tuple, builtin: tuple, registry):
+    """The server context for the account's policy, rebuilt when what it trusts changes."""
+
+    def __init__(self, keystore: tuple, builtin: tuple, registry, validator):
         self.keystore_key, self.keystore_chain, self.keystore = keystore
         self.builtin_key, self.builtin_chain = builtin
-        self.registry = registry
+        self.registry, self.validator = registry, validator
         self.status = {"keystore": self.keystore, "self_check": None}
         self._ctx, self._stamp_seen = None, None
         self._lock = threading.Lock()
@@ -65,7 +68,7 @@ class Contexts:
         files = sorted(paths.TRUSTED_CA_DIR.glob("*.pem")) if paths.TRUSTED_CA_DIR.is_dir() else []
         return (policy, tuple((f.name, f.stat().st_mtime_ns) for f in files))
 
-    def current(self) -> tuple[ssl.SSLContext, str]:
+    def current(self) -> tuple[ServerTLS, str]:
         """The context and the policy it was built for: a session is judged by that policy,
         not by one an admin switched to while its handshake ran."""
         policy = account.settings()["certificate_policy"]
@@ -75,32 +78,22 @@ class Contexts:
                 self._ctx, self._stamp_seen = self._build(policy), stamp
             return self._ctx, policy
 
-    def _build(self, policy: str) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if policy == "trusted-ca":
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            # Java treats any trusted CA (an intermediate too) as a trust anchor.
-            ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
-            trusted = trusted_cas()
-            if trusted:
-                ctx.load_verify_locations(cadata=pem(trusted))
-            if paths.SYSTEM_BUNDLE.exists():
-                ctx.load_verify_locations(cafile=str(paths.SYSTEM_BUNDLE))
-            log.info("Certificate policy trusted-ca: %d Trusted CA certificate(s) + the public CA bundle", len(trusted))
-        else:
-            # Registration comes without a client certificate; known built-in certificates are anchors.
-            ctx.verify_mode = ssl.CERT_OPTIONAL
-            known = self.registry.builtin_certificates()
-            if known:
-                ctx.load_verify_locations(cadata="".join(known))
-            log.info("Certificate policy built-in: %d registered endpoint certificate(s)", len(known))
+    def _build(self, policy: str) -> ServerTLS:
         key, chain, state = self.identity(policy)
-        load_identity(ctx, key, chain, str(paths.RUN))
-        ctx.sni_callback = _remember_sni
+        if policy == "trusted-ca":
+            anchors = inbound_anchors()
+            log.info("Certificate policy trusted-ca: %d Trusted CA certificate(s) + the public CA bundle",
+                     len(anchors) - len(account.system_cas()))
+            tls = ServerTLS(key, chain, anchors, lambda sent: self.validator.judge(sent, anchors, "client"),
+                            require=True)
+        else:
+            # Registration comes without a client certificate; registered built-in certificates are anchors.
+            known = [x509.load_pem_x509_certificate(p.encode()) for p in self.registry.builtin_certificates()]
+            log.info("Certificate policy built-in: %d registered endpoint certificate(s)", len(known))
+            tls = ServerTLS(key, chain, known, lambda sent: builtin_verdict(sent, known), require=False)
         self.status.update(state=state, policy=policy, serving=describe(chain[0]))
         fsio.write_json(paths.STATUS, self.status)
-        return ctx
+        return tls
 
     def identity(self, policy: str):
         """(key, chain, state): the PFX under the trusted-CA policy, the built-in certificate otherwise."""
@@ -114,7 +107,7 @@ class Contexts:
     def run_self_check(self) -> None:
         if account.settings()["certificate_policy"] != "trusted-ca" or self.keystore_key is None:
             return
-        check = self_check(self.keystore_key, self.keystore_chain, common_name(self.keystore_chain[0]))
+        check = self_check(self.validator, self.keystore_chain, common_name(self.keystore_chain[0]))
         if not check["ok"]:
             log.warning("Self-check of the listener against the JRE cacerts failed: %s", check["reason"])
         with self._lock:
@@ -122,6 +115,8 @@ class Contexts:
             self.status["state"] = self.identity(account.settings()["certificate_policy"])[2]
             fsio.write_json(paths.STATUS, self.status)
 
-
-def _remember_sni(sslsock, name, ctx):
-    sslsock.sni_name = name
+    def record_jre(self, info: dict) -> None:
+        """The JRE that judges chains, for `safeq-admin status`."""
+        with self._lock:
+            self.status["jre"] = info
+            fsio.write_json(paths.STATUS, self.status)

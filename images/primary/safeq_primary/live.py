@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 import threading
 import time
+from typing import Callable
 
 from certkit.certs import fingerprint
-from certkit.jsse import PKIX
+from certkit.jre import ValidatorError, Verdict
 
 from . import account
 from .contexts import inbound_anchors
@@ -16,12 +16,13 @@ from .policy import NOT_TRUSTED, Decision, Peer, judge
 
 log = logging.getLogger("safeq-cloud-server")
 ROUND_BUDGET = 5.0  # seconds of OCSP re-checks per watch round; the rest wait for the next round
+ChainJudge = Callable[[list, list], Verdict]  # (chain, anchors) -> the JRE's verdict
 
 
 class Session:
     """A live, accepted session: the verified peer and how to end it."""
 
-    def __init__(self, tls: ssl.SSLSocket, endpoint_id: str, peer: Peer):
+    def __init__(self, tls, endpoint_id: str, peer: Peer):
         self.tls, self.endpoint_id, self.peer = tls, endpoint_id, peer
         self.sha256 = fingerprint(peer.chain[0])
         self.closed: Decision | None = None
@@ -35,8 +36,8 @@ class Session:
 
 
 class LiveSessions:
-    def __init__(self, registry, revocation):
-        self.registry, self.revocation = registry, revocation
+    def __init__(self, registry, revocation, chain_judge: ChainJudge):
+        self.registry, self.revocation, self.chain_judge = registry, revocation, chain_judge
         self._sessions: set[Session] = set()
         self._lock = threading.Lock()
         self._cursor = 0
@@ -57,25 +58,33 @@ class LiveSessions:
         """Disconnect sessions that no longer pass; they reconnect and are judged anew. Returns how many."""
         policy = account.settings()["certificate_policy"]
         sessions = self.snapshot()
-        anchors = inbound_anchors() if any(s.peer.policy == "trusted-ca" for s in sessions) else []
+        anchors = inbound_anchors() if policy == "trusted-ca" and sessions else []
         revocations = self._recheck(sessions) if recheck_revocation else {}
         closed = 0
         for sess in sessions:
             record = self.registry.get(sess.endpoint_id)
-            decision = judge(sess.peer, policy=policy, anchors=anchors, record=record,
-                             revocation=revocations.get(sess))
+            decision = self._decide(sess, policy, anchors, record, revocations.get(sess))
             if decision.accepted:
                 if record and sess.peer.policy == "trusted-ca" and record.get("reason") != decision.reason:
                     self.registry.update(sess.endpoint_id, reason=decision.reason)
                 continue
             if removed_ca and decision.decision == NOT_TRUSTED and sess.peer.policy == policy == "trusted-ca":
-                decision = Decision(NOT_TRUSTED, f"{PKIX}: its chain no longer leads to a trusted CA "
-                                                 f"({removed_ca} was removed from the Trusted CA certificates list)")
+                decision = Decision(NOT_TRUSTED, f"{decision.reason} ({removed_ca} was removed from the "
+                                                 "Trusted CA certificates list)")
             log.warning("Disconnecting endpoint %s (%s %s): %s", sess.endpoint_id, sess.peer.role, sess.peer.name,
                         decision.reason)
             sess.close(decision)
             closed += 1
         return closed
+
+    def _decide(self, sess: Session, policy: str, anchors: list, record: dict | None, revocation) -> Decision:
+        verdict = None
+        if sess.peer.policy == policy == "trusted-ca":
+            try:
+                verdict = self.chain_judge(list(sess.peer.chain), anchors)
+            except ValidatorError as exc:  # no verdict: end the session, its reconnect is judged afresh
+                return Decision(NOT_TRUSTED, f"the JRE could not judge the chain again: {exc}")
+        return judge(sess.peer, policy=policy, chain_verdict=verdict, record=record, revocation=revocation)
 
     def _recheck(self, sessions: list[Session]) -> dict:
         """OCSP answers for live trusted-ca sessions, within a time budget, starting where the last round stopped.

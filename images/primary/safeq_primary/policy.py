@@ -1,8 +1,9 @@
 """May this endpoint connect, or stay connected? One pure decision for the handshake and live re-judging.
 
-The chain judged is the one the TLS layer verified (leaf first), never the extra
-certificates a peer merely sent: an appended certificate signed by a trusted CA, or a
-copy of a trusted root, proves nothing about the leaf.
+Whether a chain leads to a trusted CA is the JRE's verdict (certkit.jre), given here as an
+input. The peer's chain is the path the JRE validated (leaf first, ending at its anchor),
+never the extra certificates a peer merely sent: an appended certificate signed by a
+trusted CA, or a copy of a trusted root, proves nothing about the leaf.
 """
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from certkit.certs import cert_names
-from certkit.chain import build_chain
-from certkit.jsse import EMPTY_CHAIN, PKIX
+from certkit.jre import Verdict
+from certkit.jsse import EMPTY_CHAIN
 from safeqlab.ocspcheck import Result
 
 ACCEPTED, REFUSED, NOT_TRUSTED = "accepted", "refused", "not-trusted"
@@ -31,18 +32,19 @@ class Decision:
 
 @dataclass(frozen=True)
 class Peer:
-    chain: tuple[x509.Certificate, ...]  # verified, leaf first
+    chain: tuple[x509.Certificate, ...]  # the validated path, leaf first
     role: str
     name: str
     policy: str  # the policy the session was established under
 
 
-def judge(peer: Peer, *, policy: str, anchors: list[x509.Certificate], record: dict | None,
+def judge(peer: Peer, *, policy: str, chain_verdict: Verdict | None, record: dict | None,
           revocation: Result | None) -> Decision:
     """The account's verdict on ``peer``.
 
-    policy      the account's certificate policy now
-    anchors     the Trusted CA certificates plus the public bundle (trusted-ca policy)
+    policy         the account's certificate policy now
+    chain_verdict  the JRE's verdict on the peer's chain against the Trusted CA certificates
+                   plus the public bundle as they are now (trusted-ca policy)
     record      the endpoints-list record of the leaf's fingerprint (built-in policy)
     revocation  the OCSP answer for the verified chain (ok already weighs fail-open/fail-closed),
                 or None while checks are off
@@ -57,7 +59,7 @@ def judge(peer: Peer, *, policy: str, anchors: list[x509.Certificate], record: d
         return Decision(NOT_TRUSTED, f"certificate policy changed to {policy}")
     if policy == "built-in":
         return _builtin(record)
-    return _trusted_ca(peer, anchors, revocation)
+    return _trusted_ca(chain_verdict, revocation)
 
 
 def _builtin(record: dict | None) -> Decision:
@@ -69,11 +71,12 @@ def _builtin(record: dict | None) -> Decision:
     return Decision(ACCEPTED, f"built-in policy: endpoint trusted by an administrator{how}")
 
 
-def _trusted_ca(peer: Peer, anchors: list[x509.Certificate], revocation: Result | None) -> Decision:
-    path = build_chain(peer.chain[0], list(peer.chain[1:]), anchors)
-    if path is None:
-        return Decision(NOT_TRUSTED, f"{PKIX}: its chain does not lead to a trusted CA")
-    reason = f"trusted-ca policy: chain verified to trusted CA {path[-1].subject.rfc4514_string()}"
+def _trusted_ca(chain_verdict: Verdict | None, revocation: Result | None) -> Decision:
+    if chain_verdict is None:
+        raise ValueError("the trusted-ca policy judges a chain by the JRE's verdict on it")
+    if not chain_verdict.ok:
+        return Decision(NOT_TRUSTED, chain_verdict.reason)
+    reason = f"trusted-ca policy: chain verified to trusted CA {chain_verdict.anchor}"
     if revocation is None:
         return Decision(ACCEPTED, reason)
     if not revocation.ok:

@@ -1,7 +1,8 @@
 """safeq-cloud-server: mutual TLS on 2560, decided by the account's certificate policy.
 
-trusted-ca: the TLS handshake verifies the endpoint's chain against the Trusted CA
-  certificates plus the public CA bundle; endpoint authorization is not used.
+trusted-ca: inside the TLS handshake the JRE judges the endpoint's chain against the
+  Trusted CA certificates plus the public CA bundle (handshake.py); endpoint authorization
+  is not used.
 built-in:   endpoints present their own self-generated certificates. A new one registers
   (its certificate, over TLS without a client certificate) and is "not trusted" until an
   admin trusts it (or at once with auto-trust); then its certificate is accepted in the
@@ -23,12 +24,13 @@ from cryptography import x509
 
 from certkit.certs import cert_names, describe, pem
 from certkit.fsio import StateError
-from certkit.jsse import java_reason
-from certkit.tls import peer_chain
+from certkit.jre import Validator, ValidatorError
+from certkit.jsse import handshake_message, java_reason
 from safeqlab import proto, util
 
 from . import account, identity, paths, state
-from .contexts import Contexts, inbound_anchors
+from .contexts import Contexts
+from .handshake import HandshakeRefused
 from .limits import ConnectionGate, Deadlines
 from .live import LiveSessions, Session
 from .policy import Peer, judge
@@ -70,17 +72,33 @@ class Server:
     def __init__(self, keystore: tuple, builtin: tuple, registry: Registry, stop: threading.Event):
         self.registry = registry
         self.stop = stop
-        self.contexts = Contexts(keystore, builtin, registry)
+        self.validator = Validator()
+        self.java_version: str | None = None  # the JRE's words differ by release (jsse.handshake_message)
+        self.contexts = Contexts(keystore, builtin, registry, self.validator)
         self.revocation = Revocation()
-        self.live = LiveSessions(registry, self.revocation)
+        self.live = LiveSessions(registry, self.revocation,
+                                 lambda chain, anchors: self.validator.judge(chain, anchors, "client"))
         self.refused = RefusedLog()
         self.gate = ConnectionGate()
         self.deadlines = Deadlines(stop)
         self.listener_failed = False
 
     # --- what the admin API calls ---------------------------------------------------------------
-    def context(self) -> ssl.SSLContext:
+    def context(self):
         return self.contexts.current()[0]
+
+    def start_jre(self) -> None:
+        """Start the JRE validator now, not in the first handshake, and record which JRE it is."""
+        try:
+            info = self.validator.info()
+        except ValidatorError as exc:
+            log.error("The JRE that judges certificate chains did not start: %s", exc)
+            self.contexts.record_jre({"error": str(exc)})
+            return
+        self.java_version = info.get("java.version")
+        log.info("Certificate chains are judged by the JRE %s (%s), java.security %s", self.java_version,
+                 info.get("java.vendor"), info.get("java.security"))
+        self.contexts.record_jre(info)
 
     def run_self_check(self) -> None:
         self.contexts.run_self_check()
@@ -143,17 +161,25 @@ class Server:
         conn.settimeout(HANDSHAKE_DEADLINE)
         tls, token = None, None
         try:
-            ctx, policy = self.contexts.current()
-            tls = ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
-            token = self.deadlines.add(tls, HANDSHAKE_DEADLINE)  # the whole handshake, not each read
-            tls.do_handshake()
+            server_tls, policy = self.contexts.current()
+            token = self.deadlines.add(conn, HANDSHAKE_DEADLINE)  # the whole handshake, not each read
+            tls = server_tls.accept(conn, HANDSHAKE_DEADLINE)
+        except HandshakeRefused as exc:
+            self._refused_chain(ip, exc)
+            quiet_close(conn)
+            return
+        except ValidatorError as exc:  # no verdict, no session
+            log.error("Refused TLS connection from %s: the JRE could not judge its certificate chain: %s", ip, exc)
+            quiet_close(conn)
+            return
         except (ssl.SSLError, OSError) as exc:
-            self._refused_handshake(ip, exc)
-            quiet_close(tls or conn)
+            if not is_probe(ip):
+                log.warning("Refused TLS connection from %s: %s", ip, java_reason(exc, self.java_version))
+            quiet_close(conn)
             return
         except StateError as exc:  # account state damaged while running: refuse, say why
             log.error("Refused connection from %s: %s", ip, exc)
-            (tls or conn).close()
+            conn.close()
             return
         finally:
             if token is not None:
@@ -162,24 +188,23 @@ class Server:
             self.session(tls, ip, policy, release)
         except (OSError, proto.ProtocolError) as exc:
             if not is_probe(ip):
-                log.info("Session from %s ended: %s", ip, java_reason(exc))
+                log.info("Session from %s ended: %s", ip, java_reason(exc, self.java_version))
         except StateError as exc:
             log.error("Session from %s ended: %s", ip, exc)
         finally:
             tls.close()
 
-    def _refused_handshake(self, ip: str, exc: BaseException) -> None:
+    def _refused_chain(self, ip: str, exc: HandshakeRefused) -> None:
+        """The JRE refused the chain (or there was none): logged as a Java server logs it, and
+        listed among the refused connections (no identity was established)."""
         if is_probe(ip):
             return
-        reason = java_reason(exc, client_side=False)
+        reason = handshake_message(exc.alert, exc.verdict.reason, self.java_version)
         log.warning("Refused TLS connection from %s: %s", ip, reason)
-        # Only our own verdict on the endpoint's certificate is a refusal worth listing; an alert
-        # from the peer is its complaint about us, and garbage is not an endpoint.
-        if isinstance(exc, ssl.SSLCertVerificationError) or getattr(exc, "reason", None) == "PEER_DID_NOT_RETURN_A_CERTIFICATE":
-            self.refused.add(ip, reason)
+        self.refused.add(ip, reason)
 
     # --- application protocol ------------------------------------------------------------------
-    def session(self, tls: ssl.SSLSocket, ip: str, policy: str, release) -> None:
+    def session(self, tls, ip: str, policy: str, release) -> None:
         reader = proto.Reader(tls)
         token = self.deadlines.add(tls, FIRST_MESSAGE_DEADLINE)
         try:
@@ -194,15 +219,17 @@ class Server:
         if msg["type"] != "hello" or role not in ("gateway", "client") or not isinstance(name, str):
             proto.send(tls, {"type": "refused", "reason": "first message must be a hello with role gateway|client and a name"})
             return
-        peer = Peer(chain=tuple(peer_chain(tls)), role=role, name=name, policy=policy)
-        decision = self._judge(peer)
+        verdict = tls.judged
+        chain = (verdict.path or tuple(tls.judged_chain)) if verdict is not None else ()
+        peer = Peer(chain=tuple(chain), role=role, name=name, policy=policy)
+        decision = self._judge(peer, verdict)
         if not peer.chain:
             log.warning("Refused %s %s from %s: %s", role, name, ip, decision.reason)
             self.refused.add(ip, decision.reason)
             proto.send(tls, {"type": "refused", "reason": decision.reason})
             return
         info = describe(peer.chain[0])
-        base = dict(name=name, role=role, sni=getattr(tls, "sni_name", None), subject=info["subject"],
+        base = dict(name=name, role=role, sni=tls.server_name(), subject=info["subject"],
                     issuer=info["issuer"], chain=[describe(c)["subject"] for c in peer.chain], tls=tls.version(),
                     policy=policy, kind="built-in" if policy == "built-in" else "corporate")
         if not decision.accepted:
@@ -220,17 +247,17 @@ class Server:
         ep = self.registry.record(info["sha256"], ip, decision="accepted", reason=decision.reason, **base)
         self.serve_session(tls, ip, Session(tls, ep["id"], peer), release)
 
-    def _judge(self, peer: Peer):
-        """The inputs judge() needs, gathered for this peer."""
+    def _judge(self, peer: Peer, verdict):
+        """The inputs judge() needs, gathered for this peer; the chain verdict is the handshake's."""
         if not peer.chain:
-            return judge(peer, policy=peer.policy, anchors=[], record=None, revocation=None)
+            return judge(peer, policy=peer.policy, chain_verdict=None, record=None, revocation=None)
         record = self.registry.by_fingerprint(describe(peer.chain[0])["sha256"]) if peer.policy == "built-in" else None
         trusted_ca = peer.policy == "trusted-ca"
-        anchors = inbound_anchors() if trusted_ca else []
         revocation = self.revocation.check(list(peer.chain)) if trusted_ca else None
-        return judge(peer, policy=peer.policy, anchors=anchors, record=record, revocation=revocation)
+        return judge(peer, policy=peer.policy, chain_verdict=verdict if trusted_ca else None, record=record,
+                     revocation=revocation)
 
-    def serve_session(self, tls: ssl.SSLSocket, ip: str, sess: Session, release) -> None:
+    def serve_session(self, tls, ip: str, sess: Session, release) -> None:
         """An accepted endpoint: heartbeats until it leaves or is disconnected."""
         peer = sess.peer
         self.registry.connected(sess.endpoint_id)
@@ -264,7 +291,7 @@ class Server:
             else:
                 log.info("%s %s disconnected", peer.role, peer.name)
 
-    def register(self, tls: ssl.SSLSocket, ip: str, msg: dict, policy: str) -> None:
+    def register(self, tls, ip: str, msg: dict, policy: str) -> None:
         """A built-in endpoint introduces its self-generated certificate."""
         if policy != "built-in":
             proto.send(tls, {"type": "refused", "reason": "registration is only used with the built-in certificate policy"})
@@ -306,6 +333,7 @@ def main() -> int:
         print(f"safeq-cloud-server: not starting: {exc}", file=sys.stderr)
         return EX_CONFIG
     server = Server(identity.load_keystore(), identity.builtin_identity(), Registry(), stop)
+    server.start_jre()
     server.context()  # writes the status file before the listener opens
     ready = threading.Event()
     threading.Thread(target=server.serve, args=(ready,), daemon=True).start()

@@ -126,23 +126,22 @@ public final class Main {
         if (chainDer.isEmpty()) {
             throw new BadRequest("chain is empty (the handshake refuses that before any trust manager)");
         }
-        List<X509Certificate> anchors = new ArrayList<>();
-        for (byte[] der : derList(request, "anchors")) {
-            try {
-                anchors.add(parse(der));
-            } catch (CertificateException e) {
-                throw new BadRequest("anchor " + anchors.size() + " is not a certificate Java reads: " + e);
-            }
-        }
+        List<X509Certificate> anchors = anchors(request);
         Map<String, Object> verdict = new LinkedHashMap<>();
         try {
             X509Certificate[] chain = new X509Certificate[chainDer.size()];
             for (int i = 0; i < chain.length; i++) {
                 chain[i] = parse(chainDer.get(i));
             }
-            X509Certificate anchor = check("client".equals(mode), chain, anchors, authType, host);
+            X509Certificate[] path = check("client".equals(mode), chain, anchors, authType, host);
+            X509Certificate anchor = path[path.length - 1];
             verdict.put("ok", true);
             verdict.put("anchor", anchor.getSubjectX500Principal().getName(X500Principal.RFC2253));
+            List<Object> validated = new ArrayList<>();
+            for (X509Certificate c : path) {
+                validated.add(Base64.getEncoder().encodeToString(c.getEncoded()));
+            }
+            verdict.put("path", validated);
         } catch (Exception e) {
             // Whatever the trust manager throws (CertificateException, or a RuntimeException such as
             // empty trust anchors) is the JRE's verdict on this chain, reported in full.
@@ -160,8 +159,32 @@ public final class Main {
         return verdict;
     }
 
-    /** The JRE's checks in the JRE's order; returns the trust anchor of the validated path. */
-    static X509Certificate check(boolean clientMode, X509Certificate[] chain, List<X509Certificate> anchors,
+    // The last anchor list and its certificates: a primary asks with the same anchors (its
+    // Trusted CA list and the public bundle, ~150 certificates) handshake after handshake.
+    private static Object lastAnchorsKey;
+    private static List<X509Certificate> lastAnchors;
+
+    static List<X509Certificate> anchors(Map<String, Object> request) throws BadRequest {
+        List<byte[]> ders = derList(request, "anchors");
+        Object key = request.get("anchors");
+        if (key.equals(lastAnchorsKey)) {
+            return lastAnchors;
+        }
+        List<X509Certificate> anchors = new ArrayList<>();
+        for (byte[] der : ders) {
+            try {
+                anchors.add(parse(der));
+            } catch (CertificateException e) {
+                throw new BadRequest("anchor " + anchors.size() + " is not a certificate Java reads: " + e);
+            }
+        }
+        lastAnchorsKey = key;
+        lastAnchors = List.copyOf(anchors);
+        return lastAnchors;
+    }
+
+    /** The JRE's checks in the JRE's order; returns the validated path, leaf first, ending at its trust anchor. */
+    static X509Certificate[] check(boolean clientMode, X509Certificate[] chain, List<X509Certificate> anchors,
                                  String authType, String host) throws Exception {
         KeyStore store = KeyStore.getInstance("PKCS12");
         store.load(null, null);
@@ -192,7 +215,7 @@ public final class Main {
         if (host != null) {
             checkIdentity(host, trusted[0], AnchorCertificates.contains(anchor));
         }
-        return anchor;
+        return trusted;
     }
 
     /** X509TrustManagerImpl.checkIdentity for endpoint identification "HTTPS". */
