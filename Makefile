@@ -4,11 +4,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab-up lab-down verify test unit infra base-image venv bench clean help
+.PHONY: lab-up lab-down verify test unit infra images base-image venv bench clean help
 
 help:
 	@echo "make lab-up     start the lab (PKI, images, primary setup, all healthy)"
-	@echo "make test       unit tests, then the lab up, testinfra checks, lab down"
+	@echo "make test       images, unit tests (JRE reference included), then the lab up, testinfra checks, lab down"
 	@echo "make verify     testinfra checks against the running lab"
 	@echo "make lab-down   stop the lab (PKI kept)"
 	@echo "make bench      PKI and lab timings -> bench/results/"
@@ -37,6 +37,10 @@ verify: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
+# The images first: the unit suite also judges the reference fixtures on the lab's own JRE 21.
+images: $(STAMP)
+	$(VENV)/bin/safeq-lab build
+
 # The lab is torn down whatever the checks say; the checks' result is the target's.
 infra: $(STAMP)
 	$(VENV)/bin/safeq-lab up; rc=$$?; \
@@ -44,7 +48,7 @@ infra: $(STAMP)
 	if [ $$rc -ne 0 ]; then $(VENV)/bin/safeq-lab status || true; $(VENV)/bin/safeq-lab logs || true; fi; \
 	$(VENV)/bin/safeq-lab down; exit $$rc
 
-test: unit infra
+test: images unit infra
 
 bench: $(STAMP)
 	$(PY) bench/bench_pki.py

@@ -15,6 +15,7 @@ from pki.cli import reports_errors as pki_reports_errors
 from pki.database import DB_PATH
 
 from . import admin, docker, images, project, status, up as lab_up
+from .deadline import Deadline
 from .errors import LabError
 from .views import print_endpoints, print_refused, print_summary, say
 
@@ -46,6 +47,16 @@ main.add_command(admin.endpoints, name="endpoints")
 def up(policy: str, build: bool, timeout: int, java_security: str | None) -> None:
     """Start the lab: PKI if missing, images, primary setup steps, all services healthy."""
     lab_up.run(policy, build, timeout, java_security)
+
+
+@main.command()
+@click.option("--timeout", default=900, show_default=True, type=click.IntRange(min=1), metavar="S",
+              help="Seconds all builds may take.")
+@reports_errors
+def build(timeout: int) -> None:
+    """Build the images only (base OS, base, role images); `up` builds them too."""
+    docker.preflight()
+    images.build_all(say, Deadline(timeout, what="safeq-lab build", hint="raise --timeout"))
 
 
 @main.command()

@@ -174,3 +174,17 @@ def test_every_docker_call_in_lab_passes_a_timeout(monkeypatch, tmp_path):
     with pytest.raises(LabError):  # empty output is not JSON; the call had its timeout all the same
         topology.load()
     assert seen and all(t is not None and t > 0 for _, t in seen), seen
+
+
+def test_build_runs_every_image_build_and_nothing_else(monkeypatch):
+    from click.testing import CliRunner
+
+    from lab import cli
+    ran = []
+    monkeypatch.setattr(docker, "preflight", lambda: None)
+    monkeypatch.setattr(docker, "run", lambda cmd, timeout: ran.append(("run", cmd[:2])))
+    monkeypatch.setattr(docker, "compose", lambda *args, timeout=None: ran.append(("compose", args)))
+    result = CliRunner().invoke(cli.main, ["build", "--timeout", "60"])
+    assert result.exit_code == 0, result.output
+    assert ran == [("run", ["bash", ran[0][1][1]]), ("run", ["docker", "build"]), ("compose", ("build", "--quiet"))]
+    assert ran[0][1][1].endswith("scripts/base-image.sh")

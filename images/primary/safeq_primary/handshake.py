@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 from cryptography import x509
 
 from certkit.jre import ValidatorError, Verdict
-from certkit.jsse import EMPTY_CHAIN, refusal_alert
+from certkit.jsse import EMPTY_CHAIN, handshake_message, refusal_alert
 from certkit.openssl import MOVING_WRITE_BUFFER, SSL, OpenSSLSocket
 
 try:
@@ -48,6 +48,10 @@ class HandshakeRefused(ssl.SSLError):
     def __init__(self, verdict: Verdict, alert: str):
         super().__init__(1, verdict.reason)
         self.verdict, self.alert = verdict, alert
+
+    def logged(self, java_version: str | None) -> str:
+        """The refusal as a Java server of that version logs it ("(certificate_unknown) PKIX ..." on 21)."""
+        return handshake_message(self.alert, self.verdict.reason, java_version)
 
 
 @dataclass

@@ -81,7 +81,7 @@ class LiveSessions:
         verdict = None
         if sess.peer.policy == policy == "trusted-ca":
             try:
-                verdict = self.chain_judge(list(sess.peer.chain), anchors)
+                verdict = self.chain_judge(list(sess.peer.sent or sess.peer.chain), anchors)
             except ValidatorError as exc:  # no verdict: end the session, its reconnect is judged afresh
                 return Decision(NOT_TRUSTED, f"the JRE could not judge the chain again: {exc}")
         return judge(sess.peer, policy=policy, chain_verdict=verdict, record=record, revocation=revocation)

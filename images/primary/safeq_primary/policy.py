@@ -36,6 +36,7 @@ class Peer:
     role: str
     name: str
     policy: str  # the policy the session was established under
+    sent: tuple[x509.Certificate, ...] = ()  # as the endpoint sent it: what the JRE judges again
 
 
 def judge(peer: Peer, *, policy: str, chain_verdict: Verdict | None, record: dict | None,

@@ -25,7 +25,7 @@ from cryptography import x509
 from certkit.certs import cert_names, describe, pem
 from certkit.fsio import StateError
 from certkit.jre import Validator, ValidatorError
-from certkit.jsse import handshake_message, java_reason
+from certkit.jsse import java_reason
 from safeqlab import proto, util
 
 from . import account, identity, paths, state
@@ -199,7 +199,7 @@ class Server:
         listed among the refused connections (no identity was established)."""
         if is_probe(ip):
             return
-        reason = handshake_message(exc.alert, exc.verdict.reason, self.java_version)
+        reason = exc.logged(self.java_version)
         log.warning("Refused TLS connection from %s: %s", ip, reason)
         self.refused.add(ip, reason)
 
@@ -221,7 +221,7 @@ class Server:
             return
         verdict = tls.judged
         chain = (verdict.path or tuple(tls.judged_chain)) if verdict is not None else ()
-        peer = Peer(chain=tuple(chain), role=role, name=name, policy=policy)
+        peer = Peer(chain=tuple(chain), role=role, name=name, policy=policy, sent=tuple(tls.judged_chain))
         decision = self._judge(peer, verdict)
         if not peer.chain:
             log.warning("Refused %s %s from %s: %s", role, name, ip, decision.reason)
