@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import hashlib
 import itertools
 import json
 import os
@@ -46,6 +47,7 @@ EXPORTS = ("--add-exports", "java.base/sun.security.util=ALL-UNNAMED",
 # Options given by the caller come later and so win.
 JVM_OPTIONS = ("-XX:+UseSerialGC", "-Xmx64m", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData")
 DEFAULT_TIMEOUT = 10.0
+_ANCHOR_SETS_KEPT = 8  # as many as the validator keeps (Main.ANCHOR_SETS_KEPT)
 _STDERR_LINES = 20
 
 
@@ -137,6 +139,7 @@ class _Process:
         except OSError as exc:
             raise ValidatorError(f"cannot start the validator ({cmd[0]}): {exc.strerror or exc}") from None
         self.lines: queue.Queue[str | None] = queue.Queue()
+        self.anchor_refs: set[str] = set()  # anchor sets this JVM holds
         self.stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self._err_reader = threading.Thread(target=self._pump_stderr, daemon=True, name="jre-validator-err")
         threading.Thread(target=self._pump_stdout, daemon=True, name="jre-validator-out").start()
@@ -250,6 +253,7 @@ class Validator:
         self._ids = itertools.count(1)
         self._box: list[_Process | None] = [None]
         self._version: str | None = None
+        self._anchor_sets: dict[tuple, tuple[str, list[str]]] = {}
         self._finalizer = weakref.finalize(self, _close_box, self._box)
 
     def __enter__(self) -> Validator:
@@ -301,28 +305,56 @@ class Validator:
             raise ValueError(f"mode must be 'client' or 'server', not {mode!r}")
         if not chain:
             raise ValueError("an empty chain is refused by the handshake before any trust manager")
-        request = {"mode": mode, "chain": [_b64(c) for c in chain], "anchors": [_b64(a) for a in anchors],
-                   "auth_type": auth_type}
+        request = {"mode": mode, "chain": [_b64(c) for c in chain], "auth_type": auth_type}
         if host is not None:
             request["host"] = host
-        return Verdict.from_reply(self._call(request))
+        return Verdict.from_reply(self._call(request, self._anchor_set(anchors)))
 
-    def _call(self, request: dict) -> dict:
+    def _anchor_set(self, anchors: Sequence[x509.Certificate]) -> tuple[str, list[str]]:
+        """(ref, base64 DER): the JVM keeps the last few anchor sets by ref, so a primary's ~150
+        anchors cross the pipe once, not at every handshake."""
+        key = tuple(anchors)
+        with self._lock:
+            found = self._anchor_sets.get(key)
+            if found is None:
+                encoded = [_b64(a) for a in anchors]
+                found = (hashlib.sha256("\n".join(encoded).encode()).hexdigest(), encoded)
+                if len(self._anchor_sets) >= _ANCHOR_SETS_KEPT:
+                    self._anchor_sets.pop(next(iter(self._anchor_sets)))
+                self._anchor_sets[key] = found
+            return found
+
+    def _call(self, request: dict, anchor_set: tuple[str, list[str]] | None = None) -> dict:
         with self._lock:
             failures: list[str] = []
             for _attempt in range(2):
-                rid = next(self._ids)
                 proc = self._running()
                 try:
-                    line = proc.ask(json.dumps({"id": rid, **request}), self.timeout)
+                    return self._exchange(proc, request, anchor_set)
                 except _Failure as exc:
                     failures.append(str(exc))
                     proc.kill()
                     self._box[0] = None
-                    continue
-                return self._decode(proc, line, rid)
             raise ValidatorError(f"the JRE validator failed: {failures[0]}; after a restart: {failures[1]} "
                                  f"(command: {shlex.join(self.cmd)})")
+
+    def _exchange(self, proc: _Process, request: dict, anchor_set: tuple[str, list[str]] | None) -> dict:
+        """One request; the anchors by ref once this process has them, else in full under the ref."""
+        for full in (False, True):
+            rid = next(self._ids)
+            body = {"id": rid, **request}
+            if anchor_set is not None:
+                ref, encoded = anchor_set
+                body["anchors_ref"] = ref
+                if full or ref not in proc.anchor_refs:
+                    body["anchors"] = encoded
+            reply = self._decode(proc, proc.ask(json.dumps(body), self.timeout), rid)
+            if not reply.get("unknown_anchors"):
+                if anchor_set is not None:
+                    proc.anchor_refs.add(anchor_set[0])
+                return reply
+            proc.anchor_refs.discard(anchor_set[0])  # the JVM dropped that set: send it again
+        raise ValidatorError("the JRE validator lost the anchors it was just sent")
 
     def _running(self) -> _Process:
         proc = self._box[0]

@@ -1,6 +1,7 @@
 """The validator process: restarted when it dies, bounded by a timeout when it hangs, thread-safe."""
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -162,3 +163,35 @@ def test_close_ends_the_jvm(jre_java, jre_classes):
     v.close()
     assert _wait_gone(pid)
     assert v.pid is None
+
+
+# Records every request line it gets, then answers as if each chain were fine.
+RECORDS = """import json, sys
+log = open(sys.argv[1], "a")
+for line in sys.stdin:
+    log.write(line); log.flush()
+    print(json.dumps({"id": json.loads(line)["id"], "ok": True, "anchor": "CN=fake"}), flush=True)
+"""
+
+
+def test_anchors_cross_the_pipe_once_per_process(tmp_path, chain):
+    leaf_chain, anchors = chain
+    seen = tmp_path / "requests.jsonl"
+    with Validator(_fake(tmp_path, RECORDS, str(seen))) as fake:
+        for _ in range(3):
+            assert fake.judge(leaf_chain, anchors, "client").ok
+        requests = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert ["anchors" in r for r in requests] == [True, False, False]
+    assert len({r["anchors_ref"] for r in requests}) == 1
+
+
+def test_anchor_sets_the_jvm_dropped_are_sent_again(jre, chain, tmp_path_factory):
+    leaf_chain, anchors = chain
+    p = OpenSSLPKI(tmp_path_factory.mktemp("jre-anchor-sets"))
+    others = [p.root(f"Other{i}").cert for i in range(10)]  # more sets than the JVM keeps
+    assert jre.judge(leaf_chain, anchors, "client").ok
+    for other in others:
+        refused = jre.judge(leaf_chain, [other], "client")
+        assert not refused.ok and refused.message.startswith("PKIX path building failed")
+    again = jre.judge(leaf_chain, anchors, "client")
+    assert again.ok and again.anchor == "O=Fixture,CN=Root"

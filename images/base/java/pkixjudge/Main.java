@@ -126,8 +126,12 @@ public final class Main {
         if (chainDer.isEmpty()) {
             throw new BadRequest("chain is empty (the handshake refuses that before any trust manager)");
         }
-        List<X509Certificate> anchors = anchors(request);
+        AnchorSet anchors = anchors(request);
         Map<String, Object> verdict = new LinkedHashMap<>();
+        if (anchors == null) {  // dropped (only a few are kept) or never sent: the caller sends them again
+            verdict.put("unknown_anchors", true);
+            return verdict;
+        }
         try {
             X509Certificate[] chain = new X509Certificate[chainDer.size()];
             for (int i = 0; i < chain.length; i++) {
@@ -159,49 +163,85 @@ public final class Main {
         return verdict;
     }
 
-    // The last anchor list and its certificates: a primary asks with the same anchors (its
-    // Trusted CA list and the public bundle, ~150 certificates) handshake after handshake.
-    private static Object lastAnchorsKey;
-    private static List<X509Certificate> lastAnchors;
+    /**
+     * One set of trust anchors with the trust manager and validators built on it. A primary
+     * asks with the same ~150 anchors (its Trusted CA list and the public bundle) handshake
+     * after handshake: the caller sends them once under a ref, then the ref alone.
+     */
+    static final class AnchorSet {
+        final List<X509Certificate> anchors;
+        private X509TrustManager manager;
+        private final Map<String, Validator> validators = new LinkedHashMap<>();
 
-    static List<X509Certificate> anchors(Map<String, Object> request) throws BadRequest {
-        List<byte[]> ders = derList(request, "anchors");
-        Object key = request.get("anchors");
-        if (key.equals(lastAnchorsKey)) {
-            return lastAnchors;
+        AnchorSet(List<X509Certificate> anchors) {
+            this.anchors = List.copyOf(anchors);
+        }
+
+        X509TrustManager manager() throws Exception {
+            if (manager == null) {
+                KeyStore store = KeyStore.getInstance("PKCS12");
+                store.load(null, null);
+                for (int i = 0; i < anchors.size(); i++) {
+                    store.setCertificateEntry("anchor-" + i, anchors.get(i));
+                }
+                TrustManagerFactory factory = TrustManagerFactory.getInstance("PKIX");
+                factory.init(store);
+                for (TrustManager tm : factory.getTrustManagers()) {
+                    if (tm instanceof X509TrustManager) {
+                        manager = (X509TrustManager) tm;
+                    }
+                }
+                if (manager == null) {
+                    throw new IllegalStateException("the PKIX TrustManagerFactory returned no X509TrustManager");
+                }
+            }
+            return manager;
+        }
+
+        Validator validator(String variant) {
+            return validators.computeIfAbsent(variant,
+                    v -> Validator.getInstance(Validator.TYPE_PKIX, v, anchors));
+        }
+    }
+
+    private static final int ANCHOR_SETS_KEPT = 8;
+    private static final Map<String, AnchorSet> ANCHOR_SETS = new LinkedHashMap<>(16, 0.75f, true) {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, AnchorSet> eldest) {
+            return size() > ANCHOR_SETS_KEPT;
+        }
+    };
+
+    /** The request's anchors: sent in full (kept under anchors_ref when given), or by ref alone; null if the ref is unknown. */
+    static AnchorSet anchors(Map<String, Object> request) throws BadRequest {
+        String ref = string(request, "anchors_ref", null);
+        if (!request.containsKey("anchors")) {
+            if (ref == null) {
+                throw new BadRequest("anchors must be a list of base64 DER certificates");
+            }
+            return ANCHOR_SETS.get(ref);
         }
         List<X509Certificate> anchors = new ArrayList<>();
-        for (byte[] der : ders) {
+        for (byte[] der : derList(request, "anchors")) {
             try {
                 anchors.add(parse(der));
             } catch (CertificateException e) {
                 throw new BadRequest("anchor " + anchors.size() + " is not a certificate Java reads: " + e);
             }
         }
-        lastAnchorsKey = key;
-        lastAnchors = List.copyOf(anchors);
-        return lastAnchors;
+        AnchorSet set = new AnchorSet(anchors);
+        if (ref != null) {
+            ANCHOR_SETS.put(ref, set);
+        }
+        return set;
     }
 
     /** The JRE's checks in the JRE's order; returns the validated path, leaf first, ending at its trust anchor. */
-    static X509Certificate[] check(boolean clientMode, X509Certificate[] chain, List<X509Certificate> anchors,
-                                 String authType, String host) throws Exception {
-        KeyStore store = KeyStore.getInstance("PKCS12");
-        store.load(null, null);
-        for (int i = 0; i < anchors.size(); i++) {
-            store.setCertificateEntry("anchor-" + i, anchors.get(i));
-        }
-        TrustManagerFactory factory = TrustManagerFactory.getInstance("PKIX");
-        factory.init(store);
-        X509TrustManager manager = null;
-        for (TrustManager tm : factory.getTrustManagers()) {
-            if (tm instanceof X509TrustManager) {
-                manager = (X509TrustManager) tm;
-            }
-        }
-        if (manager == null) {
-            throw new IllegalStateException("the PKIX TrustManagerFactory returned no X509TrustManager");
-        }
+    static X509Certificate[] check(boolean clientMode, X509Certificate[] chain, AnchorSet anchors,
+                                   String authType, String host) throws Exception {
+        X509TrustManager manager = anchors.manager();
         if (clientMode) {
             manager.checkClientTrusted(chain.clone(), authType);
         } else {
@@ -209,8 +249,7 @@ public final class Main {
         }
         // The trust manager answers yes/no only; the same validator it uses names the anchor.
         String variant = clientMode ? Validator.VAR_TLS_CLIENT : Validator.VAR_TLS_SERVER;
-        X509Certificate[] trusted = Validator.getInstance(Validator.TYPE_PKIX, variant, anchors)
-                .validate(chain.clone(), null, List.of(), null, authType);
+        X509Certificate[] trusted = anchors.validator(variant).validate(chain.clone(), null, List.of(), null, authType);
         X509Certificate anchor = trusted[trusted.length - 1];
         if (host != null) {
             checkIdentity(host, trusted[0], AnchorCertificates.contains(anchor));
