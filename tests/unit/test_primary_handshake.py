@@ -30,8 +30,10 @@ def pki(tmp_path_factory) -> dict:
     p = OpenSSLPKI(tmp_path_factory.mktemp("handshake-pki"))
     root = p.root("Root")
     inter = p.issue("Inter", root, CA_EXT)
+    other = p.root("OtherRoot")
     return {
-        "root": root, "inter": inter, "other": p.root("OtherRoot"),
+        "root": root, "inter": inter, "other": other,
+        "stray": p.issue("stray", other, CLIENT_EXT),  # issued by a CA that stays trusted
         "server": p.issue("primary-host", inter, SERVER_EXT + "subjectAltName = DNS:primary-host\n"),
         "client": p.issue("client", inter, CLIENT_EXT),
         "server_eku": p.issue("server-eku", inter, SERVER_EXT),
@@ -110,6 +112,16 @@ def test_extras_the_endpoint_sends_prove_nothing(jre, pki):
     # A leaf from another root, with the trusted root appended: OpenSSL lines up only what chains.
     refused, _ = handshake(server_tls(pki, jre_judge(jre, pki)), client_args(pki, "other", "root"))
     assert isinstance(refused, HandshakeRefused) and refused.verdict.reason == PKIX_BUILD
+
+
+@pytest.mark.parametrize("appended", ["stray", "other"])
+def test_a_certificate_of_a_still_trusted_ca_appended_keeps_nothing(jre, pki, appended):
+    """The Trusted CA the chain needs was removed; OtherRoot stays. Appending a certificate it issued,
+    or a copy of it, does not make the chain trusted."""
+    refused, _ = handshake(server_tls(pki, jre_judge(jre, pki, ("other",)), anchors=("other",)),
+                           client_args(pki, "client", "inter", appended))
+    assert isinstance(refused, HandshakeRefused), refused
+    assert refused.verdict.reason == PKIX_BUILD
 
 
 @pytest.mark.parametrize("tls13,alert", [(True, "certificate_required"), (False, "handshake_failure")])
