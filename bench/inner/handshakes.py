@@ -5,7 +5,6 @@ one lab root plus the image's public CA bundle.
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import socket
 import ssl
@@ -17,29 +16,21 @@ import time
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from certkit.build import certificate
 from certkit.jre import Validator, Verdict
 from safeq_primary.handshake import ServerTLS
 
-NOW = dt.datetime.now(dt.timezone.utc)
 BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 def issue(cn: str, issuer=None, ca: bool = False, eku=None):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    signer_name, signer_key = (issuer[0].subject, issuer[1]) if issuer else (name, key)
-    b = (x509.CertificateBuilder().subject_name(name).issuer_name(signer_name).public_key(key.public_key())
-         .serial_number(x509.random_serial_number()).not_valid_before(NOW - dt.timedelta(days=1))
-         .not_valid_after(NOW + dt.timedelta(days=30))
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-         .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False))
-    if eku:
-        b = b.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
-    return b.sign(signer_key, hashes.SHA256()), key
+    """(certificate, key), as the rest of this script reads them."""
+    key, cert = certificate(cn, issuer=issuer and (issuer[1], issuer[0]), ca=ca, dns_name=cn,
+                            usages=[eku] if eku else ())
+    return cert, key
 
 
 def run(server: ServerTLS, client_ctx: ssl.SSLContext, count: int) -> list[float]:

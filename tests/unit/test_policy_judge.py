@@ -1,33 +1,19 @@
 """The primary's decision table: judge() without Docker, sockets or files."""
 from __future__ import annotations
 
-import datetime as dt
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from certkit.build import certificate
 from certkit.jre import Verdict
 from certkit.jsse import PKIX
 from safeq_primary.policy import ACCEPTED, NOT_TRUSTED, REFUSED, Peer, judge
 from safeqlab.ocspcheck import Result
 
-NOW = dt.datetime.now(dt.timezone.utc)
-
 
 def _cert(cn: str, issuer: tuple | None = None, ca: bool = False, dns: str | None = None):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    signer_name, signer_key = (issuer[0].subject, issuer[1]) if issuer else (name, key)
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(signer_name).public_key(key.public_key())
-               .serial_number(x509.random_serial_number()).not_valid_before(NOW - dt.timedelta(days=1))
-               .not_valid_after(NOW + dt.timedelta(days=30))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if dns:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(dns)]), critical=False)
-    return builder.sign(signer_key, hashes.SHA256()), key
+    key, cert = certificate(cn, issuer=issuer and (issuer[1], issuer[0]), ca=ca, dns_name=dns)
+    return cert, key
 
 
 @pytest.fixture(scope="module")

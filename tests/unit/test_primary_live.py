@@ -1,30 +1,20 @@
 """Live sessions judged again when trust changes: the JRE is asked again on what the endpoint sent."""
 from __future__ import annotations
 
-import datetime as dt
 import socket
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from certkit.build import certificate
 from certkit.jre import ValidatorError, Verdict
 from certkit.jsse import PKIX
 from safeq_primary import live, paths
 from safeq_primary.policy import Peer
 
-NOW = dt.datetime.now(dt.timezone.utc)
-
 
 def _cert(cn: str) -> x509.Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(NOW).not_valid_after(NOW + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
-            .sign(key, hashes.SHA256()))
+    return certificate(cn, dns_name=cn)[1]
 
 
 class Registry:
