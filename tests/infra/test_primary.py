@@ -1,4 +1,5 @@
 """The doc's primary server setup, step by step, as a person would check it."""
+import json
 import re
 
 PFX = "/opt/safeqcloud/conf/primary-host.pfx"
@@ -52,3 +53,15 @@ def test_primary_is_serving_and_its_java_self_check_passed(primary):
 def test_systemctl_shim_reports_the_unit(primary):
     out = primary.run("systemctl is-active safeq-cloud-server")
     assert out.rc == 0 and out.stdout.strip() == "active"
+
+
+def test_status_names_the_jre_that_judges_chains(primary):
+    status = json.loads(primary.check_output("safeq-admin status --json"))
+    jre = status["jre"]
+    assert jre["java.version"].startswith("21."), jre
+    assert jre["java.home"].startswith("/usr/lib/jvm/") or jre["java.home"].startswith("/opt/safeqcloud/"), jre
+    assert jre["java.security.properties"] in (None, ""), jre  # `up` without --java-security
+    text = primary.check_output("safeq-admin status")
+    assert f"JRE: {jre['java.version']} ({jre['java.vendor']}" in text
+    assert f"java.security: {jre['java.security']}" in text and "override: none" in text
+    assert "jdk.certpath.disabledAlgorithms: " in text

@@ -155,3 +155,14 @@ def test_builtin_policy_registration_without_a_certificate_and_unknown_certifica
     refused, _ = handshake(server_tls(pki, lambda c: builtin_verdict(c, known), require=False),
                            client_args(pki, "expired"))
     assert isinstance(refused, HandshakeRefused) and refused.verdict.reason == PKIX_BUILD
+
+
+@pytest.mark.parametrize("cacerts, expected", [(("root",), None), (("other",), PKIX_BUILD)])
+def test_self_check_is_the_jres_verdict_on_the_served_chain_against_cacerts(jre, pki, monkeypatch, cacerts, expected):
+    from certkit import javastore
+    from certkit.jsse import handshake_message
+    from safeq_primary.contexts import self_check
+    monkeypatch.setattr(javastore, "trust_anchors", lambda *a, **kw: [pki[c].cert for c in cacerts])
+    check = self_check(jre, [pki["server"].cert, pki["inter"].cert], "primary-host")
+    assert check == {"ok": expected is None,
+                     "reason": expected and handshake_message("certificate_unknown", expected, jre.java_version)}

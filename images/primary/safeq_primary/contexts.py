@@ -25,7 +25,7 @@ def self_check(validator, chain, host: str) -> dict:
         verdict = validator.judge(chain, anchors, "server", host=host)
     except (javastore.StoreError, ValidatorError) as exc:
         return {"ok": False, "reason": str(exc)}
-    return {"ok": verdict.ok, "reason": verdict.reason or None}
+    return {"ok": verdict.ok, "reason": None if verdict.ok else validator.refusal(verdict)}
 
 
 def trusted_cas() -> list:
