@@ -24,6 +24,10 @@ PKIX_BUILD = "PKIX path building failed: " + NO_PATH
 PKIX_VALIDATION = f"PKIX path validation failed: {CPVE}: "
 NOT_CA = "basic constraints check failed: this is not a CA certificate"
 NO_ANCHORS = "the trustAnchors parameter must be non-empty"
+UNEXPECTED_NO_ANCHORS = f"Unexpected error: java.security.InvalidAlgorithmParameterException: {NO_ANCHORS}"
+NO_ANCHORS_CAUSES = (f"java.lang.RuntimeException: {UNEXPECTED_NO_ANCHORS}",
+                     f"java.security.InvalidAlgorithmParameterException: {NO_ANCHORS}")
+INTERNAL = {"17": "internal_error", "21": "internal_error"}
 TRANSPORT = {("java.net.SocketException", "Broken pipe"), ("java.net.SocketException", "Connection reset")}
 
 
@@ -84,6 +88,9 @@ JAVA: dict[str, Accepted | Refused] = {
     "good-chain-tls12": _accepted(protocol="TLSv1.2"),
     # Java rebuilds the chain from the PFX whatever the file order: leaf, intermediate, root.
     "pfx-other-order": _accepted(saw=("client", "Inter", "Root")),
+    # The server's side of the same: it serves leaf, intermediate, root (test_reference_lab holds the
+    # lab's primary to the chain the reference client received).
+    "server-pfx-other-order": _accepted(),
     "trust-der-and-bundle": _accepted(),
     # No DNS SAN at all: the host name check falls back to the CN.
     "server-ip-san-name-in-cn": _accepted(),
@@ -113,12 +120,12 @@ JAVA: dict[str, Accepted | Refused] = {
     "server-trusts-other-root": _server_refuses("Empty client certificate chain", offered=(),
                                                 requested=(n("OtherRoot"),), alert=NO_CLIENT_CERT),
     # No anchors, so no CA names: the client sends its chain, the trust manager cannot start.
-    "server-trusts-nothing": Refused(
-        "server", SSL, f"Unexpected error: java.security.InvalidAlgorithmParameterException: {NO_ANCHORS}",
-        (f"java.lang.RuntimeException: Unexpected error: java.security.InvalidAlgorithmParameterException: "
-         f"{NO_ANCHORS}", f"java.security.InvalidAlgorithmParameterException: {NO_ANCHORS}"),
-        {"17": "internal_error", "21": "internal_error"}, reaction=SSL, requested=(), offered=tuple(map(n, GOOD))),
+    "server-trusts-nothing": Refused("server", SSL, UNEXPECTED_NO_ANCHORS, NO_ANCHORS_CAUSES, INTERNAL, reaction=SSL,
+                                     requested=(), offered=tuple(map(n, GOOD))),
     "client-trusts-other-root": Refused("client", HS, PKIX_BUILD, (f"{VE}: {PKIX_BUILD}", NO_PATH), CERT_UNKNOWN),
+    # No trusted entry: the client's trust manager cannot start when it first judges the server.
+    "client-truststore-nokeys": Refused("client", SSL, UNEXPECTED_NO_ANCHORS, NO_ANCHORS_CAUSES, INTERNAL,
+                                        reaction=SSL),
     "host-mismatch": Refused("client", HS, "No subject alternative DNS name matching gateway-host found.",
                              ("java.security.cert.CertificateException: No subject alternative DNS name matching "
                               "gateway-host found.",), CERT_UNKNOWN),
@@ -144,6 +151,7 @@ OPENSSL: dict[str, tuple[str | None, str]] = {
     "good-chain": (OK, OK),
     "good-chain-tls12": (OK, OK),
     "pfx-other-order": (OK, OK),
+    "server-pfx-other-order": (OK, OK),
     "trust-der-and-bundle": (OK, OK),
     "server-ip-san-name-in-cn": (OK, OK),
     "client-without-clientAuth": ("error 26 at 0 depth lookup: unsuitable certificate purpose", OK),
@@ -159,6 +167,7 @@ OPENSSL: dict[str, tuple[str | None, str]] = {
     "server-trusts-other-root": ("error 20 at 1 depth lookup: unable to get local issuer certificate", OK),
     "server-trusts-nothing": ("error 20 at 1 depth lookup: unable to get local issuer certificate", OK),
     "client-trusts-other-root": (OK, "error 20 at 1 depth lookup: unable to get local issuer certificate"),
+    "client-truststore-nokeys": (OK, "error 20 at 1 depth lookup: unable to get local issuer certificate"),
     "host-mismatch": (OK, "error 62 at 0 depth lookup: hostname mismatch"),
     "host-mismatch-tls12": (OK, "error 62 at 0 depth lookup: hostname mismatch"),
     "client-wrong-password": (OK, OK),

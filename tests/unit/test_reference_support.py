@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, Issued, OpenSSLPKI
+from fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, Issued, OpenSSLPKI, openssl
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "reference"
 
@@ -35,6 +35,12 @@ def _load(name: str):
 reference = _load("reference")
 pfx = _load("pfx")
 
+
+def lab_pair():
+    """tests/reference/lab_pair.py, loaded when asked for: it needs pyOpenSSL and the lab's packages."""
+    return _load("lab_pair")
+
+
 PASSWORD = "changeit"
 DOCKER = reference.DockerJava()
 DOCKER_MISSING = DOCKER.unavailable()
@@ -48,10 +54,14 @@ RUNNERS = [
 
 @dataclass(frozen=True)
 class Side:
-    """One end: the certificates of its PKCS12 file (key's own first; None: no keystore) and its trust files."""
+    """One end: the certificates of its PKCS12 file (key's own first; None: no keystore) and its trust files.
+
+    ``truststore`` names a PKCS12 truststore the lab's gateway is given as it is (lab_pair.py); the
+    reference, which takes CA files, is given in ``trust`` what Java reads out of that file."""
     chain: tuple[str, ...] | None
     trust: tuple[str, ...]
     password: str = PASSWORD
+    truststore: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,8 @@ CASES: dict[str, Case] = {
     "good-chain-tls12": Case("the same, TLS 1.2 only", SERVER, CLIENT, protocols=TLS12),
     "pfx-other-order": Case("client PFX holds leaf, root, intermediate (in that order)", SERVER,
                             Side(("client", "root", "inter"), ("root",))),
+    "server-pfx-other-order": Case("server PFX holds leaf, root, intermediate (in that order)",
+                                   Side(("server", "root", "inter"), ("root",)), CLIENT),
     "trust-der-and-bundle": Case("server trusts the root as DER; client trusts a PEM bundle (root + intermediate)",
                                  Side(("server", "inter"), ("root-der",)), Side(("client", "inter"), ("bundle",))),
     "server-ip-san-name-in-cn": Case("server leaf: IP-only SAN, CN=primary-host",
@@ -96,6 +108,10 @@ CASES: dict[str, Case] = {
     "server-trusts-nothing": Case("server's truststore is empty", Side(("server", "inter"), ()), CLIENT),
     "client-trusts-other-root": Case("client trusts only an unrelated root", SERVER,
                                      Side(("client", "inter"), ("other",))),
+    # openssl 3.0 writes no trusted-certificate attribute (newer releases do with -jdktrust): Java
+    # lists no entry in the file, so the reference client trusts nothing.
+    "client-truststore-nokeys": Case("client's truststore made with `openssl pkcs12 -export -nokeys` from the root",
+                                     SERVER, Side(("client", "inter"), (), truststore="nokeys")),
     "host-mismatch": Case("client connects as gateway-host; server leaf has DNS:primary-host", SERVER, CLIENT,
                           host="gateway-host"),
     "host-mismatch-tls12": Case("the same, TLS 1.2 only", SERVER, CLIENT, host="gateway-host", protocols=TLS12),
@@ -128,6 +144,10 @@ class ReferencePKI:
         self.trust_files = {name: self.certs[name].cert_path for name in ("root", "inter", "other")}
         self.trust_files["root-der"] = pfx.der(workdir / "root.cer", root.cert_path)
         self.trust_files["bundle"] = pfx.bundle(workdir / "bundle.pem", [root.cert_path, inter.cert_path])
+        # A truststore as openssl 3.0 makes one: the root in a certificate bag, no trusted-certificate attribute.
+        self.truststores = {"nokeys": workdir / "truststore-nokeys.p12"}
+        openssl("pkcs12", "-export", "-nokeys", "-in", str(root.cert_path), "-passout", f"pass:{PASSWORD}",
+                "-out", str(self.truststores["nokeys"]))
         # Every PKCS12 file up front: runs may then go in parallel.
         self.keystores: dict[tuple[str, ...], Path] = {}
         for case in CASES.values():
@@ -140,6 +160,14 @@ class ReferencePKI:
     def identity(self, side: Side):
         keystore = None if side.chain is None else self.keystores[side.chain]
         return reference.Identity(keystore, side.password, tuple(self.trust_files[t] for t in side.trust))
+
+    def lab_args(self, case: Case) -> list[str]:
+        """lab_pair.py's arguments for a case: the reference pair's, and a truststore given as it is."""
+        args = reference.pair_args(self.identity(case.server), self.identity(case.client), case.host, case.protocols)
+        if case.client.truststore is not None:
+            args += ["--client-truststore", self.truststores[case.client.truststore],
+                     "--client-truststore-password", PASSWORD]
+        return [str(a) for a in args[1:]]  # without the reference's mode word
 
 
 def java_major(version_line: str) -> str:
