@@ -23,6 +23,7 @@ NOTES = {
     "good-chain": "",
     "good-chain-tls12": "",
     "pfx-other-order": "",
+    "server-pfx-other-order": "Same decision. Java serves the chain rebuilt from the PFX: leaf, intermediate, root.",
     "trust-der-and-bundle": "",
     "server-ip-san-name-in-cn": "Same decision: both fall back to the CN when there is no DNS SAN.",
     "client-without-clientAuth": "",
@@ -46,6 +47,10 @@ NOTES = {
     "server-trusts-nothing": "**Differs in the reason:** an empty trust store is an internal error in Java "
                              "(internal_error alert), not an untrusted chain.",
     "client-trusts-other-root": "",
+    "client-truststore-nokeys": "**Differs in what is trusted:** the file holds the root and OpenSSL reads it "
+                                "(`openssl pkcs12 -in … -nokeys`); Java lists no entry in it (no trusted-certificate "
+                                "attribute: openssl 3.0 cannot write one, 3.5 has `-jdktrust`) and trusts nothing. "
+                                "The `openssl verify` column checks against what Java reads: nothing.",
     "host-mismatch": "",
     "host-mismatch-tls12": "",
     "client-wrong-password": "Not a handshake: the keystore does not open, nothing is sent.",
