@@ -1,4 +1,4 @@
-"""The primary's admin API from the host: `docker exec` into the primary, nothing published.
+"""The primary's admin API from the host: an exec into the primary (lab.engine), nothing published.
 
 `safeq-lab account|endpoints` are safeqlab.admincli, the same commands as the primary's
 `safeq-admin`, with a transport that runs `safeq-admin api METHOD PATH` in the container.
@@ -11,20 +11,17 @@ import click
 
 from safeqlab import admincli
 
-from . import docker
+from . import engine
 from .errors import LabError
 
 
-def lab_call(method: str, path: str, body=None, timeout: float = docker.DEFAULT):
-    """One API call; LabError with the API's own words when it refuses."""
-    proc = docker.compose("exec", "-T", "primary", "safeq-admin", "api", method, path, check=False, capture=True,
+def lab_call(method: str, path: str, body=None, timeout: float = engine.DEFAULT):
+    """One API call; LabError with the API's own words when it refuses (NotRunning without a primary)."""
+    proc = engine.execute("primary", ["safeq-admin", "api", method, path],
                           input=json.dumps(body) if body is not None else "", timeout=timeout)
     if proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).strip().splitlines()
-        text = msg[-1] if msg else f"exit {proc.returncode}"
-        if "No such container" in text or 'service "primary" is not running' in text:
-            raise LabError("the primary is not running: start the lab with `safeq-lab up`")
-        raise LabError(text.removeprefix("error: "))
+        raise LabError(msg[-1].removeprefix("error: ") if msg else f"exit {proc.returncode}")
     try:
         return json.loads(proc.stdout)
     except ValueError:

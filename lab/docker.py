@@ -1,35 +1,19 @@
-"""Docker and Compose, as subprocesses; preflight errors say what to install.
+"""Docker Compose, as a subprocess (build, up, down, config, logs -f), and the preflight.
 
-Every call has a timeout: a daemon that hangs must end in an error that says so, not a
+What asks the engine something or runs a command in a container is lab/engine.py (the Docker
+SDK). Every call has a timeout: a daemon that hangs must end in an error that says so, not a
 prompt that never returns.
 """
 from __future__ import annotations
 
-import json
 import os
-import shlex
 import shutil
 import subprocess
 from typing import Sequence
 
-from . import project
+from . import engine, project
+from .engine import DEFAULT, QUICK, SETUP_HINT, CommandTimeout, label  # the engine's timeouts, for compose too
 from .errors import LabError
-
-SETUP_HINT = "on Debian run: sudo scripts/ensure-docker.sh"
-QUICK = 20      # seconds for a command that only asks the daemon something
-DEFAULT = 60    # seconds for one that changes containers, or execs into one
-HANG_HINT = "check that Docker responds (`docker info`), see `safeq-lab logs`, and try again"
-
-
-class CommandTimeout(LabError):
-    def __init__(self, label: str, seconds: float, hint: str = HANG_HINT):
-        super().__init__(f"`{label}` did not answer in {seconds:.0f} s: {hint}")
-        self.seconds = seconds
-
-
-def label(argv: Sequence[str], limit: int = 100) -> str:
-    text = shlex.join(argv)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def run_timed(argv: Sequence[str], timeout: float, *, what: str | None = None, **kwargs) -> subprocess.CompletedProcess:
@@ -47,10 +31,7 @@ def run_timed(argv: Sequence[str], timeout: float, *, what: str | None = None, *
 def preflight() -> None:
     if shutil.which("docker") is None:
         raise LabError(f"the docker command is not installed: install Docker Engine with Compose v2 ({SETUP_HINT})")
-    info = run_timed(["docker", "info", "--format", "{{.ServerVersion}}"], QUICK, capture_output=True, text=True)
-    if info.returncode != 0:
-        raise LabError(f"the Docker daemon is not running or not reachable ({info.stderr.strip().splitlines()[-1] if info.stderr.strip() else 'docker info failed'}): "
-                       f"start it, e.g. 'sudo systemctl start docker' ({SETUP_HINT})")
+    engine.ping(QUICK)  # the engine the SDK reaches: the one every later call uses
     compose = run_timed(["docker", "compose", "version", "--short"], QUICK, capture_output=True, text=True)
     if compose.returncode != 0:
         v1 = " (only the old docker-compose v1 is installed)" if shutil.which("docker-compose") else ""
@@ -80,27 +61,6 @@ def compose(*args: str, check: bool = True, capture: bool = False, input: str | 
         detail = (proc.stderr or "").strip().splitlines()[-1:] if capture else []
         raise LabError(f"docker compose {' '.join(args[:2])} failed" + (f": {detail[0]}" if detail else ""))
     return proc
-
-
-def exec_sh(service: str, command: str, input: str | None = None, check: bool = True,
-            timeout: float = DEFAULT) -> subprocess.CompletedProcess:
-    """Run a shell command inside a service, as a person at its console would."""
-    proc = compose("exec", "-T", service, "sh", "-c", command, check=False, capture=True, input=input, timeout=timeout)
-    if check and proc.returncode != 0:
-        out = (proc.stdout + proc.stderr).strip()
-        raise LabError(f"in {service}: `{command}` failed: {out.splitlines()[-1] if out else proc.returncode}")
-    return proc
-
-
-def ps(timeout: float = QUICK) -> list[dict]:
-    proc = compose("ps", "--all", "--format", "json", capture=True, timeout=timeout)
-    text = proc.stdout.strip()
-    if not text:
-        return []
-    # Compose prints one JSON object per line (newer) or one array (older).
-    if text.startswith("["):
-        return json.loads(text)
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def run(argv: Sequence[str], timeout: float, check: bool = True) -> subprocess.CompletedProcess:

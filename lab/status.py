@@ -1,17 +1,26 @@
-"""What the running lab looks like: compose's view plus each stand-in's own report."""
+"""What the running lab looks like: the engine's view plus each stand-in's own report.
+
+Through the Docker SDK (lab.engine): no subprocess per service. The commands run in the
+containers are independent, so they run at once; `status` takes as long as the slowest.
+"""
 from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 from safeqlab.records import current_record
 
-from . import docker, topology
-from .docker import CommandTimeout
+from . import engine, topology
+from .engine import HEALTHCHECK_TIMEOUT, Container
 
 REPORT = {"primary": "safeq-admin status --json", "gateway": "safeq-gateway status --json",
           "client": "safeq-client status --json"}
-HEALTHCHECK_TIMEOUT = 30
+PRIMARY = {"endpoints": "safeq-admin endpoints --json",
+           # An older primary has no refused list (404): an error reads as an empty list, like the endpoints.
+           "refused": "safeq-admin api GET /api/v1/refused"}
+WORKERS = 8  # at most this many commands in the containers at once
 
 
 def _within(end: float, cap: float, floor: float) -> float:
@@ -19,43 +28,67 @@ def _within(end: float, cap: float, floor: float) -> float:
     return max(floor, min(cap, end - time.monotonic()))
 
 
-def _json_from(service: str, command: str, timeout: float):
-    proc = docker.compose("exec", "-T", service, *command.split(), check=False, capture=True, timeout=timeout)
-    if proc.returncode != 0:
+def _json_from(box: Container, command: str, timeout: float):
+    try:
+        result = engine.execute(box, command.split(), timeout=timeout)
+    except engine.NotRunning:  # stopped since it was listed: as a command that failed
+        return None
+    if result.returncode != 0:
         return None
     try:
-        return json.loads(proc.stdout)
+        return json.loads(result.stdout)
     except ValueError:
         return None
 
 
-def collect(health_now: dict[str, bool] | None = None, timeout: float = docker.DEFAULT) -> dict:
+def _gather(calls: dict[str, Callable]) -> dict:
+    """Each call's result, the calls run at once; a call's error is raised as if run alone."""
+    if not calls:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(calls))) as pool:
+        futures = {key: pool.submit(call) for key, call in calls.items()}
+        return {key: future.result() for key, future in futures.items()}
+
+
+def collect(health_now: dict[str, bool] | None = None, timeout: float = engine.DEFAULT) -> dict:
     """``health_now``: container -> passed, when the healthchecks were just run (by wait_converged).
 
     ``timeout`` bounds the whole collection (each command gets what is left)."""
     end = time.monotonic() + timeout
 
-    def left(cap: float = docker.DEFAULT) -> float:
+    def left(cap: float = engine.DEFAULT) -> float:
         return _within(end, cap, 0.1)
 
     topo = topology.load()
-    services, running = [], set()
-    for row in docker.ps(timeout=left(docker.QUICK)):
-        name, state, health = row.get("Service"), row.get("State"), row.get("Health") or None
-        if state == "running":
-            running.add(name)
-            ok = health_now[row["Name"]] if health_now and row["Name"] in health_now \
-                else healthcheck_now(row["Name"], left(HEALTHCHECK_TIMEOUT))[0]
+    boxes = sorted(engine.containers(timeout=left(engine.QUICK)),
+                   key=lambda b: topo.names.index(b.service) if b.service in topo.names else len(topo.names))
+    live: dict[str, Container] = {}
+    for box in boxes:
+        if box.running:
+            live.setdefault(box.service, box)
+    calls: dict[str, Callable] = {}
+    for box in boxes:
+        if box.running and box.name not in (health_now or {}):
+            calls[f"health {box.name}"] = lambda box=box: engine.healthcheck_now(box, left(HEALTHCHECK_TIMEOUT))[0]
+    for name, command in REPORT.items():
+        if name in live:
+            calls[f"report {name}"] = lambda box=live[name], command=command: _json_from(box, command, left())
+    for key, command in PRIMARY.items():
+        if "primary" in live:
+            calls[key] = lambda command=command: _json_from(live["primary"], command, left())
+    got = _gather(calls)
+    services = []
+    for box in boxes:
+        health = box.health
+        if box.running:
+            ok = health_now[box.name] if box.name in (health_now or {}) else got[f"health {box.name}"]
             health = "healthy" if ok else "unhealthy"
-        host = topo.service(name).host if name in topo.names else None
-        services.append({"name": name, "container": row.get("Name"), "host": host, "state": state, "health": health})
-    reports = {s: _json_from(s, cmd, left()) for s, cmd in REPORT.items() if s in running}
-    primary = "primary" in running
-    endpoints = _json_from("primary", "safeq-admin endpoints --json", left()) if primary else None
-    # An older primary has no refused list (404): an error reads as an empty list, like the endpoints.
-    refused = _json_from("primary", "safeq-admin api GET /api/v1/refused", left()) if primary else None
-    return {"services": services, "reports": reports, "endpoints": endpoints or [],
-            "refused": refused if isinstance(refused, list) else []}
+        host = topo.service(box.service).host if box.service in topo.names else None
+        services.append({"name": box.service, "container": box.name, "host": host, "state": box.state,
+                         "health": health})
+    refused = got.get("refused")
+    return {"services": services, "reports": {n: got[f"report {n}"] for n in REPORT if n in live},
+            "endpoints": got.get("endpoints") or [], "refused": refused if isinstance(refused, list) else []}
 
 
 def summary_rows(status: dict, topo: topology.Topology | None = None) -> list[tuple[str, str, str, str, str, str]]:
@@ -83,41 +116,21 @@ def summary_rows(status: dict, topo: topology.Topology | None = None) -> list[tu
     return rows
 
 
-def healthcheck_now(container: str, timeout: float = HEALTHCHECK_TIMEOUT) -> tuple[bool, str]:
-    """Run the container's own healthcheck command (from compose.yaml) right now.
-
-    Docker's recorded health lags by up to interval x retries; right after the primary
-    restarts, a gateway can still read "healthy" while it is reconnecting."""
-    try:
-        inspect = docker.run_timed(["docker", "inspect", "-f", "{{json .Config.Healthcheck.Test}}", container],
-                                   min(timeout, docker.QUICK), capture_output=True, text=True)
-    except CommandTimeout:
-        return False, f"docker inspect did not answer within {min(timeout, docker.QUICK):.0f} s"
-    if inspect.returncode != 0:
-        return False, "container is gone"
-    test = json.loads(inspect.stdout or "null")
-    if not test or test[0] not in ("CMD", "CMD-SHELL"):
-        return True, "no healthcheck"
-    argv = test[1:] if test[0] == "CMD" else ["sh", "-c", test[1]]
-    try:
-        proc = docker.run_timed(["docker", "exec", container, *argv], timeout, capture_output=True, text=True)
-    except CommandTimeout:
-        return False, f"healthcheck did not answer within {timeout:.0f} s"
-    return proc.returncode == 0, (proc.stdout or proc.stderr).strip()
-
-
 def wait_converged(timeout: float) -> tuple[dict[str, str], dict[str, bool]]:
     """Until every running service passes its healthcheck at once, for at most ``timeout`` s.
 
     Returns what still fails (service -> why) and the last result per container, for collect()."""
     deadline = time.monotonic() + timeout
     while True:
+        boxes = engine.containers(timeout=_within(deadline, engine.QUICK, 0.5))
+        checks = _gather({box.name: lambda box=box: engine.healthcheck_now(
+            box, _within(deadline, HEALTHCHECK_TIMEOUT, 0.5)) for box in boxes if box.running})
         failing, results = {}, {}
-        for row in docker.ps(timeout=_within(deadline, docker.QUICK, 0.5)):
-            ok, why = healthcheck_now(row["Name"], _within(deadline, HEALTHCHECK_TIMEOUT, 0.5))
-            results[row["Name"]] = ok
-            if not ok or row.get("State") != "running":
-                failing[row["Service"]] = why or row.get("State")
+        for box in boxes:
+            ok, why = checks.get(box.name, (False, box.state))
+            results[box.name] = ok
+            if not ok:
+                failing[box.service] = why or box.state
         if not failing or time.monotonic() > deadline:
             return failing, results
         time.sleep(0.5)

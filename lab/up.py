@@ -11,7 +11,7 @@ from pathlib import Path
 import pki
 from rich.markup import escape
 
-from . import admin, docker, images, java_security, project, status, steps, topology
+from . import admin, docker, engine, images, java_security, project, status, steps, topology
 from .deadline import Deadline
 from .errors import LabError
 from .views import console, print_summary, say
@@ -54,7 +54,7 @@ def wait_for_admin_api(deadline: Deadline) -> None:
     until = time.monotonic() + ADMIN_API_WAIT
     while True:
         left = deadline.left(max(1.0, until - time.monotonic()))
-        if docker.exec_sh("primary", "safeq-admin account >/dev/null", check=False, timeout=left).returncode == 0:
+        if engine.exec_sh("primary", "safeq-admin account >/dev/null", check=False, timeout=left).returncode == 0:
             return
         if time.monotonic() > until:
             raise LabError("the primary's admin API did not come up: see `safeq-lab logs primary`")
@@ -66,13 +66,13 @@ def apply_primary_steps(todo: list[steps.Step], deadline: Deadline) -> None:
         wait_for_admin_api(deadline)
     for step in todo:
         with deadline.at(f"primary setup: {step.title}"):
-            if step.unless and docker.exec_sh("primary", step.unless, check=False,
+            if step.unless and engine.exec_sh("primary", step.unless, check=False,
                                               timeout=deadline.left(docker.DEFAULT)).returncode == 0:
                 console.print(f"    [dim]{escape(step.title)}: already done[/]")
                 continue
             # escape: a sed script's [[:space:]] or a file name in brackets is not markup
             console.print(f"    {escape(step.title)}\n    [dim]primary# {escape(step.command)}[/]")
-            docker.exec_sh("primary", step.command, input=step.stdin, timeout=deadline.left(docker.DEFAULT))
+            engine.exec_sh("primary", step.command, input=step.stdin, timeout=deadline.left(docker.DEFAULT))
 
 
 def prepare(deadline: Deadline) -> tuple[dict, topology.Topology]:

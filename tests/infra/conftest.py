@@ -17,7 +17,7 @@ import pytest
 import testinfra
 
 from certkit.certs import fingerprint, load_cert_file
-from lab import topology
+from lab import engine, topology
 from safeqlab.records import current_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,15 +32,17 @@ def pytest_collection_modifyitems(items):
 
 
 def compose(*args: str) -> subprocess.CompletedProcess:
+    """Compose operations (start, stop); questions to the engine go through lab.engine."""
     return subprocess.run(["docker", "compose", "-f", str(ROOT / "compose.yaml"), "-p", TOPOLOGY.project, *args],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
 def container(service: str) -> str:
-    cid = compose("ps", "-q", service).stdout.strip()
-    if not cid:
+    """The id of the service's running container, found by compose's labels."""
+    try:
+        return engine.running(service).id
+    except engine.NotRunning:
         pytest.fail(f"service {service} is not running: start the lab with `make lab-up`")
-    return cid
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -81,7 +83,9 @@ def client():
 
 def lab(*args: str) -> subprocess.CompletedProcess:
     """The lab's own CLI, as a trainer would type it."""
-    return subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True, cwd=ROOT)
+    # Past `up`'s own 600 s default, so a slow `up` ends with its own error first.
+    return subprocess.run([sys.executable, "-m", "lab.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=660)
 
 
 def lab_json(*args: str):

@@ -8,7 +8,7 @@ from certkit.jsse import PKIX
 
 NO_ANCHOR = ("PKIX path validation failed: java.security.cert.CertPathValidatorException: "
              "Path does not chain with any of the trust anchors")
-from conftest import ROOT, compose, endpoint, lab, lab_json, sha256_of, wait_for
+from conftest import ROOT, container, endpoint, lab, lab_json, sha256_of, wait_for
 
 
 
@@ -91,8 +91,8 @@ def test_bad_trusted_ca_import_is_refused_and_changes_nothing(primary, case, tmp
     primary.check_output(f"mkdir -p /tmp/bad && {make}")
     before = lab_json("account", "show")["trusted_cas"]
     local = tmp_path / make.split("/tmp/bad/")[-1].split()[0]
-    subprocess.run(["docker", "cp", f"{compose('ps', '-q', 'primary').stdout.strip()}:/tmp/bad/{local.name}", str(local)],
-                   check=True, capture_output=True)
+    subprocess.run(["docker", "cp", f"{container('primary')}:/tmp/bad/{local.name}", str(local)],
+                   check=True, capture_output=True, timeout=60)
     proc = lab("account", "import-ca", str(local))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {expected}"

@@ -2,12 +2,11 @@
 `safeq-admin` in the primary and `safeq-lab` on the host: requests, output, errors."""
 import base64
 import json
-import subprocess
 
 import pytest
 from click.testing import CliRunner
 
-from lab import docker
+from lab import docker, engine, topology
 from lab.cli import main as lab_main
 from safeqlab import admincli
 
@@ -121,41 +120,43 @@ def test_a_bad_command_line_is_one_error_line(capsys, argv, words):
     assert err.startswith("error: ") and words in err and "--help`)" in err
 
 
-# -- safeq-lab: the same commands through `docker compose exec -T primary safeq-admin api` --------
+# -- safeq-lab: the same commands through an exec of `safeq-admin api` in the primary (lab.engine) --
 
-def fake_exec(calls, stdout="", stderr="", rc=0):
-    def compose(*args, check=True, capture=False, input=None, timeout=None):
-        calls.append((args, input, timeout))
-        return subprocess.CompletedProcess(args, rc, stdout=stdout, stderr=stderr)
-    return compose
+def fake_exec(monkeypatch, calls, stdout="", stderr="", rc=0, raises=None):
+    def execute(target, argv, input=None, timeout=None):
+        calls.append((target, tuple(argv), input, timeout))
+        if raises:
+            raise raises
+        return engine.ExecResult(tuple(argv), rc, stdout, stderr)
+    monkeypatch.setattr(engine, "execute", execute)
 
 
 def test_safeq_lab_sends_the_request_through_safeq_admin_api(monkeypatch):
     calls = []
-    monkeypatch.setattr(docker, "compose", fake_exec(calls, stdout=json.dumps(ENDPOINT)))
+    fake_exec(monkeypatch, calls, stdout=json.dumps(ENDPOINT))
     result = CliRunner().invoke(lab_main, ["endpoints", "trust", "gateway-host", "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout) == ENDPOINT
-    [(args, body, timeout)] = calls
-    assert args == ("exec", "-T", "primary", "safeq-admin", "api", "POST", "/api/v1/endpoints/gateway-host/trust")
-    assert body == "" and timeout == docker.DEFAULT
+    [(target, argv, body, timeout)] = calls
+    assert (target, argv) == ("primary", ("safeq-admin", "api", "POST", "/api/v1/endpoints/gateway-host/trust"))
+    assert body == "" and timeout == engine.DEFAULT
 
 
 def test_safeq_lab_account_ocsp_body_goes_on_stdin(monkeypatch):
     calls = []
-    monkeypatch.setattr(docker, "compose", fake_exec(calls, stdout=json.dumps(ACCOUNT)))
+    fake_exec(monkeypatch, calls, stdout=json.dumps(ACCOUNT))
     result = CliRunner().invoke(lab_main, ["account", "ocsp", "on", "--on-failure", "fail-closed", "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout) == ACCOUNT
-    assert json.loads(calls[0][1]) == {"enabled": True, "on_failure": "fail-closed"}
+    assert json.loads(calls[0][2]) == {"enabled": True, "on_failure": "fail-closed"}
 
 
-@pytest.mark.parametrize("stderr, line", [
-    ("error: name gw matches 2 endpoints (a, b): give the id\n", "error: name gw matches 2 endpoints (a, b): give the id"),
-    ('service "primary" is not running\n', "error: the primary is not running: start the lab with `safeq-lab up`"),
-    ("Error response from daemon: No such container: 1234\n",
-     "error: the primary is not running: start the lab with `safeq-lab up`"),
+@pytest.mark.parametrize("answer, line", [
+    ({"stderr": "error: name gw matches 2 endpoints (a, b): give the id\n", "rc": 2},
+     "error: name gw matches 2 endpoints (a, b): give the id"),
+    ({"raises": engine.NotRunning("primary")}, "error: the primary is not running: start the lab with `safeq-lab up`"),
+    ({"rc": 137}, "error: exit 137"),
 ])
-def test_safeq_lab_errors_are_one_line_exit_2(monkeypatch, stderr, line):
-    monkeypatch.setattr(docker, "compose", fake_exec([], stderr=stderr, rc=2))
+def test_safeq_lab_errors_are_one_line_exit_2(monkeypatch, answer, line):
+    fake_exec(monkeypatch, [], **answer)
     result = CliRunner().invoke(lab_main, ["endpoints", "trust", "gw", "--json"])
     assert result.exit_code == 2 and result.stdout == ""
     assert result.stderr.splitlines() == [line]
@@ -171,6 +172,8 @@ def test_safeq_lab_without_docker_says_what_to_install(monkeypatch):
     def missing(argv, **kwargs):
         raise FileNotFoundError(2, "No such file or directory", argv[0])
     monkeypatch.setattr(docker.subprocess, "run", missing)
+    monkeypatch.setattr(topology, "_cache", {})  # the project name comes from `docker compose config`
+    monkeypatch.setattr(engine, "connect", lambda timeout: pytest.fail("reached the engine"))
     result = CliRunner().invoke(lab_main, ["account", "show"])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == ["error: the docker command is not installed: install Docker Engine with "

@@ -1,12 +1,14 @@
 """`safeq-lab status`: services from compose.yaml's topology, the endpoints, the refused connections."""
 import json
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from lab import docker, status, topology
+from lab import docker, engine, status, topology
 from lab.cli import main
 
 TOPO = topology.parse({"name": "safeq-lab", "services": {
@@ -20,33 +22,57 @@ ENDPOINTS = [{"id": "e1", "name": "gateway-host", "role": "gateway", "subject": 
               "decision": "accepted", "state": "connected", "last_seen": "2026-01-02T10:00:00+00:00"}]
 
 
-def fake_lab(refused_answer):
-    """compose ps/exec as a running lab answers; refused_answer: (rc, stdout, stderr)."""
-    def compose(*args, check=True, capture=False, input=None, timeout=None):
-        assert timeout is not None and timeout > 0
-        if args[0] == "ps":
-            rows = [{"Service": s, "Name": f"safeq-lab-{s}-1", "State": "running"} for s in TOPO.names]
-            return subprocess.CompletedProcess(args, 0, "\n".join(json.dumps(r) for r in rows), "")
-        command = " ".join(args[3:])
+BOXES = [engine.Container(f"id-{s}", f"safeq-lab-{s}-1", s, 1, "running", "healthy", ("CMD", f"safeq-{s}", "health"))
+         for s in reversed(TOPO.names)]  # the engine's order is not compose.yaml's
+
+
+class FakeEngine:
+    """The engine as a running lab answers; refused: (rc, stdout, stderr) of the refused list."""
+
+    def __init__(self, refused=(0, json.dumps(REFUSED), ""), failing=(), boxes=BOXES):
+        self.refused, self.failing, self.boxes = refused, set(failing), boxes
+        self.calls, self.inflight, self.most = [], 0, 0
+        self.lock = threading.Lock()
+
+    def containers(self, service=None, timeout=engine.QUICK):
+        assert 0 < timeout <= engine.QUICK
+        return list(self.boxes)
+
+    def execute(self, target, argv, input=None, timeout=engine.DEFAULT):
+        assert isinstance(target, engine.Container) and 0 < timeout <= engine.DEFAULT
+        with self.lock:
+            self.calls.append((target.service, " ".join(argv)))
+            self.inflight += 1
+            self.most = max(self.most, self.inflight)
+        time.sleep(0.05)
+        with self.lock:
+            self.inflight -= 1
+        return engine.ExecResult(tuple(argv), *self.answer(target.service, " ".join(argv)))
+
+    def answer(self, service, command):
+        if command.endswith(" health"):
+            return (1, "", "not connected") if service in self.failing else (0, "ok", "")
         if command == "safeq-admin api GET /api/v1/refused":
-            return subprocess.CompletedProcess(args, *refused_answer)
+            return self.refused
         if command == "safeq-admin endpoints --json":
-            return subprocess.CompletedProcess(args, 0, json.dumps(ENDPOINTS), "")
+            return 0, json.dumps(ENDPOINTS), ""
         if command == "safeq-admin status --json":
-            return subprocess.CompletedProcess(args, 0, json.dumps({"state": "trusted-ca", "serving": {
-                "subject": "CN=primary-host", "issuer": "CN=I"}}), "")
-        return subprocess.CompletedProcess(args, 0, json.dumps({"state": "connected"}), "")
-    return compose
+            serving = {"subject": "CN=primary-host", "issuer": "CN=I"}
+            return 0, json.dumps({"state": "trusted-ca", "serving": serving}), ""
+        return 0, json.dumps({"state": "connected"}), ""
 
 
 @pytest.fixture
 def lab(monkeypatch):
     monkeypatch.setattr(topology, "load", lambda: TOPO)
     monkeypatch.setattr(docker, "preflight", lambda: None)
-    monkeypatch.setattr(status, "healthcheck_now", lambda container, timeout=30: (True, "ok"))
+    monkeypatch.setattr(engine, "connect", lambda timeout: pytest.fail("a unit test reached the Docker engine"))
 
-    def answer(rc=0, stdout=json.dumps(REFUSED), stderr=""):
-        monkeypatch.setattr(docker, "compose", fake_lab((rc, stdout, stderr)))
+    def answer(*args, **kwargs):
+        fake = FakeEngine(*args, **kwargs)
+        monkeypatch.setattr(engine, "containers", fake.containers)
+        monkeypatch.setattr(engine, "execute", fake.execute)
+        return fake
     return answer
 
 
@@ -63,7 +89,7 @@ def test_status_json_has_the_refused_connections(lab):
 
 
 def test_an_api_without_the_refused_list_reads_as_empty(lab):
-    lab(2, "", "error: GET /api/v1/refused is not part of the API (GET /openapi.json)\n")
+    lab((2, "", "error: GET /api/v1/refused is not part of the API (GET /openapi.json)\n"))
     result = CliRunner().invoke(main, ["status", "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["refused"] == []
     text = CliRunner().invoke(main, ["status"])
@@ -89,3 +115,48 @@ def test_summary_uses_the_current_record_per_host(lab):
     rows = {r[0]: r for r in status.summary_rows(status.collect(), TOPO)}
     assert rows["gateway"][3:] == ("CN=gateway-host", "CN=I", "healthy, connected (accepted)")
     assert rows["ocsp"][2] == "8080" and rows["primary"][2] == "2560"
+
+
+def test_status_starts_no_subprocess_and_runs_its_commands_at_once(lab, monkeypatch):
+    fake = lab()
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"status started a subprocess: {args[0]}")
+    monkeypatch.setattr(subprocess, "run", no_subprocess)
+    monkeypatch.setattr(subprocess, "Popen", no_subprocess)
+    result = CliRunner().invoke(main, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    assert sorted(fake.calls) == sorted([(s, f"safeq-{s} health") for s in TOPO.names] + [
+        ("primary", "safeq-admin status --json"), ("gateway", "safeq-gateway status --json"),
+        ("client", "safeq-client status --json"), ("primary", "safeq-admin endpoints --json"),
+        ("primary", "safeq-admin api GET /api/v1/refused")])
+    assert fake.most > 1  # not one after the other
+
+
+def test_health_is_the_check_run_now_not_the_engine_s_record(lab):
+    fake = lab(failing={"gateway"})
+    data = status.collect()
+    assert {s["name"]: s["health"] for s in data["services"]}["gateway"] == "unhealthy"  # the record says healthy
+    fake.calls.clear()
+    data = status.collect(health_now={box.name: True for box in BOXES})  # just run by wait_converged
+    assert {s["health"] for s in data["services"]} == {"healthy"}
+    assert not [c for c in fake.calls if c[1].endswith(" health")]
+
+
+def test_a_stopped_service_keeps_the_engine_s_state_and_is_not_asked(lab):
+    stopped = engine.Container("id-client", "safeq-lab-client-1", "client", 1, "exited", None, None)
+    fake = lab(boxes=[b for b in BOXES if b.service != "client"] + [stopped])
+    data = status.collect()
+    assert data["services"][-1] == {"name": "client", "container": "safeq-lab-client-1", "host": "pcclient-host",
+                                    "state": "exited", "health": None}
+    assert "client" not in data["reports"] and not [c for c in fake.calls if c[0] == "client"]
+
+
+def test_wait_converged_names_what_fails(lab):
+    stopped = engine.Container("id-client", "safeq-lab-client-1", "client", 1, "exited", None, None)
+    lab(failing={"gateway"}, boxes=[b for b in BOXES if b.service != "client"] + [stopped])
+    failing, results = status.wait_converged(0)
+    assert failing == {"gateway": "not connected", "client": "exited"}
+    assert results["safeq-lab-primary-1"] is True and results["safeq-lab-gateway-1"] is False
+    lab()
+    assert status.wait_converged(5) == ({}, {box.name: True for box in BOXES})

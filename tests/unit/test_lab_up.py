@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lab import docker, images, status, steps, topology
+from lab import docker, engine, images, status, steps, topology
 from lab import up as lab_up
 from lab.cli import main
 from lab.deadline import Deadline
@@ -34,11 +34,16 @@ class FakeDocker:
 
     def compose(self, *args, timeout=None, **kwargs):
         self.calls.append((args, self.clock.now, timeout))
-        if args[0] == "exec" and args[-1] == "hangs":
-            self.clock.now += timeout
-            raise CommandTimeout(docker.label(["docker", "compose", *args]), timeout)
         self.clock.now += self.cost
         return subprocess.CompletedProcess(args, 0, stdout="[]", stderr="")
+
+    def exec_sh(self, service, command, input=None, check=True, timeout=engine.DEFAULT):
+        self.calls.append((("exec", service, command), self.clock.now, timeout))
+        if command == "hangs":
+            self.clock.now += timeout
+            raise CommandTimeout(docker.label(["docker", "exec", service, "sh", "-c", command]), timeout)
+        self.clock.now += self.cost
+        return engine.ExecResult(("sh", "-c", command), 0, "", "")
 
     def run(self, argv, timeout, check=True):
         self.calls.append((tuple(argv), self.clock.now, timeout))
@@ -54,6 +59,8 @@ def lab(monkeypatch):
     monkeypatch.setattr(lab_up, "prepare", lambda d: ({}, TOPO))
     monkeypatch.setattr(docker, "compose", fake.compose)
     monkeypatch.setattr(docker, "run", fake.run)
+    monkeypatch.setattr(engine, "exec_sh", fake.exec_sh)
+    monkeypatch.setattr(engine, "connect", lambda timeout: pytest.fail("a unit test reached the Docker engine"))
     monkeypatch.setattr(lab_up, "print_summary", lambda result: None)
     monkeypatch.setattr(status, "collect", lambda health_now=None, timeout=None: {"timeout": timeout})
     monkeypatch.setattr(steps, "primary_steps", lambda manifest, host_dir: [steps.Step("first", "true"),
@@ -142,7 +149,7 @@ def test_deadline_left_caps_and_expires():
         d.left()
 
 
-# -- every subprocess has a timeout -----------------------------------------------------------
+# -- every subprocess has a timeout (engine calls: test_lab_engine) ------------------------------
 
 def test_a_hanging_compose_command_says_which_and_what_to_do(monkeypatch):
     def hang(argv, **kwargs):
@@ -159,17 +166,14 @@ def test_every_docker_call_in_lab_passes_a_timeout(monkeypatch, tmp_path):
 
     def run(argv, **kwargs):
         seen.append((argv[:3], kwargs.get("timeout")))
-        out = '["CMD", "true"]' if argv[:2] == ["docker", "inspect"] else ""
-        return subprocess.CompletedProcess(argv, 0, stdout=out, stderr="")
+        return subprocess.CompletedProcess(argv, 0, stdout="", stderr="")
     monkeypatch.setattr(docker.subprocess, "run", run)
     monkeypatch.setattr(docker.shutil, "which", lambda name: "/usr/bin/" + name)
     monkeypatch.setattr(topology, "_cache", {})
+    monkeypatch.setattr(engine, "ping", lambda timeout: seen.append((["engine", "ping"], timeout)))
     docker.preflight()
     docker.compose("down")
-    docker.exec_sh("primary", "true")
-    docker.ps()
     docker.run(["bash", "x"], timeout=5)
-    status.healthcheck_now("c")
     images.build_all(lambda msg: None, Deadline(100))
     with pytest.raises(LabError):  # empty output is not JSON; the call had its timeout all the same
         topology.load()

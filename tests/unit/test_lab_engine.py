@@ -1,0 +1,296 @@
+"""lab.engine: the lab's containers by compose's labels, exec with stdin and a deadline, the
+healthcheck run now, and one clear error for an engine that cannot be reached. No Docker needed:
+a stub stands in for the SDK's client, and real sockets for the engine's exec stream."""
+import socket
+import struct
+import threading
+import time
+from socket import SHUT_WR, socketpair
+
+import docker as sdk
+import pytest
+import requests
+
+from lab import engine
+from lab.errors import LabError
+
+PROJECT = "safeq-lab"
+
+
+def inspect(service: str, state: str = "running", project: str = PROJECT, health: str | None = "healthy",
+            test=("CMD", "safeq-admin", "health"), number: int = 1, oneoff: bool = False) -> dict:
+    labels = {engine.PROJECT_LABEL: project, engine.SERVICE_LABEL: service, engine.NUMBER_LABEL: str(number),
+              engine.ONEOFF_LABEL: "True" if oneoff else "False"}
+    return {"Id": f"id-{project}-{service}-{number}-{state}", "Name": f"/{project}-{service}-{number}",
+            "Config": {"Labels": labels, "Healthcheck": {"Test": list(test)} if test else None},
+            "State": {"Status": state, **({"Health": {"Status": health}} if health else {})}}
+
+
+def api_error(status: int, cls=sdk.errors.APIError):
+    response = requests.Response()
+    response.status_code = status
+    return cls(f"{status} Client Error", response=response, explanation=f"engine says {status}")
+
+
+def frames(*parts: tuple[int, bytes]) -> bytes:
+    return b"".join(struct.pack(">BxxxL", kind, len(data)) + data for kind, data in parts)
+
+
+class FakeApi:
+    """The SDK's low-level client as far as lab.engine uses it; answers are per command."""
+
+    def __init__(self, boxes: list[dict], answers: dict | None = None):
+        self.boxes, self.answers = boxes, answers or {}
+        self.filters, self.created, self.peers, self.stdin, self.closed = [], [], [], [], 0
+        self.lock = threading.Lock()
+
+    def containers(self, all=False, filters=None):
+        assert all  # stopped containers too, as `compose ps --all`
+        self.filters.append(filters)
+        return [{"Id": b["Id"], "Labels": b["Config"]["Labels"]} for b in self.boxes
+                if set(filters["label"]) <= {f"{k}={v}" for k, v in b["Config"]["Labels"].items()}]
+
+    def inspect_container(self, cid):
+        for box in self.boxes:
+            if box["Id"] == cid:
+                return box
+        raise api_error(404, sdk.errors.NotFound)
+
+    def exec_create(self, cid, cmd, stdin=False):
+        box = self.inspect_container(cid)
+        if box["State"]["Status"] != "running":
+            raise api_error(409)
+        with self.lock:
+            self.created.append((cid, tuple(cmd), stdin))
+            return {"Id": str(len(self.created) - 1)}
+
+    def exec_start(self, exec_id, socket=False):
+        assert socket
+        ours, peer = socketpair()
+        _, cmd, stdin = self.created[int(exec_id)]
+        answer = self.answers.get(cmd, (0, b"", b""))
+
+        def command():  # like keytool: reads all of stdin, then answers (a "true" reads none)
+            self.stdin.append(read_to_end(peer) if stdin and cmd != ("true",) else None)
+            if answer != "hang":
+                peer.sendall(frames((1, answer[1]), (2, answer[2])))
+                peer.shutdown(SHUT_WR)
+        threading.Thread(target=command, daemon=True).start()
+        self.peers.append(peer)
+        return ours
+
+    def exec_inspect(self, exec_id):
+        answer = self.answers.get(self.created[int(exec_id)][1], (0, b"", b""))
+        return {"Running": False, "ExitCode": answer[0]}
+
+    def logs(self, cid, tail="all"):
+        return b"line 1\nline 2\n"
+
+    def ping(self):
+        return True
+
+    def close(self):
+        self.closed += 1
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """The engine as a stub; returns a function that installs one and records each client's timeout."""
+    timeouts = []
+
+    def install(boxes, answers=None):
+        api = FakeApi(boxes, answers)
+        monkeypatch.setattr(engine, "connect", lambda timeout: timeouts.append(timeout) or api)
+        api.timeouts = timeouts
+        return api
+    monkeypatch.setattr(engine, "project", lambda: PROJECT)
+    return install
+
+
+def read_to_end(peer: socket.socket) -> bytes:
+    data = b""
+    while chunk := peer.recv(65536):
+        data += chunk
+    return data
+
+
+# -- containers by compose's labels -------------------------------------------------------------
+
+def test_containers_are_found_by_the_project_label(fake):
+    api = fake([inspect("primary"), inspect("gateway", state="exited", health=None),
+                inspect("primary", project="other"), inspect("client", oneoff=True)])
+    boxes = engine.containers()
+    assert api.filters == [{"label": [f"{engine.PROJECT_LABEL}={PROJECT}"]}]
+    assert [(b.service, b.name, b.state, b.health) for b in boxes] == [
+        ("gateway", "safeq-lab-gateway-1", "exited", None), ("primary", "safeq-lab-primary-1", "running", "healthy")]
+    assert boxes[1].healthcheck == ("CMD", "safeq-admin", "health") and boxes[1].running
+    assert api.closed == 1
+
+
+def test_a_service_is_found_by_its_service_label(fake):
+    api = fake([inspect("primary", state="exited", number=1), inspect("primary", number=2), inspect("gateway")])
+    box = engine.running("primary")
+    assert api.filters == [{"label": [f"{engine.PROJECT_LABEL}={PROJECT}", f"{engine.SERVICE_LABEL}=primary"]}]
+    assert (box.name, box.number) == ("safeq-lab-primary-2", 2)
+
+
+def test_a_service_without_a_running_container_is_not_running(fake):
+    fake([inspect("primary", state="exited")])
+    with pytest.raises(engine.NotRunning, match=r"^the primary is not running: start the lab with `safeq-lab up`$"):
+        engine.running("primary")
+
+
+def test_an_engine_error_names_the_call(fake, monkeypatch):
+    api = fake([])
+    monkeypatch.setattr(api, "containers", lambda **kw: (_ for _ in ()).throw(api_error(500)))
+    with pytest.raises(LabError, match=r"^`docker ps --all --filter=label=com.docker.compose.project=safeq-lab` "
+                                       r"failed: engine says 500$"):
+        engine.containers()
+
+
+# -- exec ---------------------------------------------------------------------------------------
+
+def test_exec_returns_the_command_s_code_and_output(fake):
+    fake([inspect("primary")], {("safeq-admin", "api", "GET", "/x"): (3, b"out\n", b"error: no\n")})
+    result = engine.execute("primary", ["safeq-admin", "api", "GET", "/x"], timeout=5)
+    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "error: no\n")
+
+
+def test_exec_sends_stdin_then_its_end(fake):
+    api = fake([inspect("primary")], {("keytool",): (0, b"Certificate was added to keystore\n", b"")})
+    # The command answers only once stdin ends: without its end this would time out.
+    result = engine.execute("primary", ["keytool"], input="changeit\nyes\n", timeout=2)
+    assert result.stdout == "Certificate was added to keystore\n"
+    assert api.created[0][2] is True and api.stdin == [b"changeit\nyes\n"]
+    engine.execute("primary", ["true"], timeout=5)
+    assert api.created[1][2] is False  # stdin attached only when there is input
+
+
+def test_a_command_that_does_not_read_stdin_does_not_block_the_exec(fake):
+    fake([inspect("primary")], {("true",): (0, b"done\n", b"")})
+    result = engine.execute("primary", ["true"], input="x" * 4_000_000, timeout=2)  # more than a socket holds
+    assert (result.returncode, result.stdout) == (0, "done\n")
+
+
+def test_exec_past_its_timeout_is_a_command_timeout(fake):
+    api = fake([inspect("primary")], {("sleep", "9"): "hang"})
+    start = time.monotonic()
+    with pytest.raises(engine.CommandTimeout, match=r"^`docker exec safeq-lab-primary-1 sleep 9` did not answer "
+                                                    r"in 0 s: check that Docker responds"):
+        engine.execute("primary", ["sleep", "9"], timeout=0.3)
+    assert 0.3 <= time.monotonic() - start < 2
+    assert all(0 < t <= 0.3 for t in api.timeouts), api.timeouts  # each API call within what was left
+
+
+def test_exec_in_a_container_that_stopped_is_not_running(fake):
+    api = fake([inspect("primary", state="exited")])
+    with pytest.raises(engine.NotRunning):
+        engine.execute(engine._container(api.boxes[0]), ["true"])
+
+
+def test_exec_sh_failure_and_a_missing_service(fake):
+    fake([inspect("primary")], {("sh", "-c", "false"): (1, b"", b"first\nlast words\n")})
+    with pytest.raises(LabError, match=r"^in primary: `false` failed: last words$"):
+        engine.exec_sh("primary", "false")
+    assert engine.exec_sh("primary", "false", check=False).returncode == 1
+    missing = engine.exec_sh("gateway", "true", check=False)  # as a command that failed, not a pass
+    assert (missing.returncode, missing.stderr) == (
+        125, "the gateway is not running: start the lab with `safeq-lab up`")
+    with pytest.raises(engine.NotRunning):
+        engine.exec_sh("gateway", "true")
+
+
+def test_demux_splits_interleaved_frames():
+    assert engine.demux(frames((1, b"a"), (2, b"E"), (1, b"b"), (2, b""), (1, b"c"))) == (b"abc", b"E")
+    assert engine.demux(frames((1, b"whole")) + b"\x01\x00\x00") == (b"whole", b"")  # a cut-off header
+
+
+# -- the healthcheck, run now -------------------------------------------------------------------
+
+@pytest.mark.parametrize("test, argv", [
+    (("CMD", "safeq-admin", "health"), ("safeq-admin", "health")),
+    (("CMD-SHELL", "safeq-admin health || exit 1"), ("sh", "-c", "safeq-admin health || exit 1")),
+])
+def test_healthcheck_now_runs_the_container_s_own_test(fake, test, argv):
+    api = fake([inspect("primary", test=test)], {argv: (1, b"", b"serving CN=localhost\n")})
+    assert engine.healthcheck_now(engine.running("primary")) == (False, "serving CN=localhost")
+    assert api.created[-1][1] == argv
+
+
+def test_healthcheck_now_without_a_test_gone_or_hanging(fake):
+    api = fake([inspect("ocsp", test=None), inspect("primary", test=("NONE",)), inspect("client", state="exited"),
+                inspect("gateway", test=("CMD", "hang"))], {("hang",): "hang"})
+    none, disabled, gone, hanging = (engine._container(b) for b in api.boxes)
+    assert engine.healthcheck_now(none) == engine.healthcheck_now(disabled) == (True, "no healthcheck")
+    assert engine.healthcheck_now(gone) == (False, "container is gone")
+    assert engine.healthcheck_now(hanging, timeout=0.2) == (False, "healthcheck did not answer within 0 s")
+
+
+def test_logs(fake):
+    fake([inspect("primary", state="exited")])
+    assert engine.logs("primary", tail=10) == "line 1\nline 2\n"  # a stopped container's log too
+
+
+# -- an engine that cannot be reached (the real SDK, a socket that is not the engine's) ---------
+
+@pytest.fixture
+def docker_host(monkeypatch, tmp_path):
+    monkeypatch.setattr(engine, "_api_version", None)
+    path = tmp_path / "docker.sock"
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    return path
+
+
+def test_no_socket_is_the_preflight_error(docker_host):
+    with pytest.raises(LabError) as err:
+        engine.ping()
+    assert str(err.value) == (
+        f"the Docker daemon is not running or not reachable (Cannot connect to the Docker daemon at "
+        f"unix://{docker_host}: No such file or directory): start it, e.g. 'sudo systemctl start docker' "
+        "(on Debian run: sudo scripts/ensure-docker.sh)")
+
+
+def test_nobody_listening_is_the_preflight_error(docker_host):
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(docker_host))  # a socket file left by a daemon that stopped
+    stale.close()
+    with pytest.raises(LabError, match=r"^the Docker daemon is not running or not reachable \(Cannot connect to "
+                                       r"the Docker daemon at unix://.*: Connection refused\): start it"):
+        engine.ping()
+
+
+def test_an_engine_that_does_not_answer_is_a_timeout(docker_host):
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(docker_host))
+    server.listen(4)  # accepts, never answers
+    start = time.monotonic()
+    try:
+        with pytest.raises(engine.CommandTimeout, match=r"^`docker info` did not answer in 0 s: check that Docker"):
+            engine.ping(timeout=0.3)
+    finally:
+        server.close()
+    assert time.monotonic() - start < 3
+
+
+def test_every_call_runs_under_a_timeout_and_closes_its_client(fake):
+    api = fake([inspect("primary")])
+    engine.containers(timeout=7)
+    engine.execute("primary", ["true"], timeout=9)
+    engine.healthcheck_now(engine.running("primary", timeout=5), timeout=11)
+    engine.logs("primary", timeout=13)
+    engine.ping(timeout=3)
+    assert api.timeouts and all(0 < t <= 13 for t in api.timeouts), api.timeouts
+    assert api.closed == len(api.timeouts)
+
+
+def test_exec_from_threads_at_once(fake):
+    """status runs its commands at once: each call has its own client and socket."""
+    api = fake([inspect("primary")], {("a",): (0, b"A", b""), ("b",): (0, b"B", b"")})
+    results = {}
+    threads = [threading.Thread(target=lambda c=c: results.__setitem__(c, engine.execute("primary", [c]).stdout))
+               for c in "ab" * 4]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert results == {"a": "A", "b": "B"} and len(api.created) == 8
