@@ -124,3 +124,13 @@ def auth_type(version: str | None, cipher: str | None) -> str:
     if any(part in cipher.split("-") for part in ("PSK", "SRP", "ADH", "AECDH", "ECDHE", "DHE")):
         return "UNKNOWN"
     return "RSA"
+
+
+def ecdhe_auth_type(leaf) -> str:
+    """JSSE's authType for a TLS 1.2 ECDHE suite, from the server certificate's key (the suite
+    is not known yet while the chain is judged; an ECDHE-only offer makes this exact)."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+    key = leaf.public_key()
+    if isinstance(key, (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
+        return "ECDHE_ECDSA"
+    return "ECDHE_RSA" if isinstance(key, rsa.RSAPublicKey) else "UNKNOWN"

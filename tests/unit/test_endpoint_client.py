@@ -157,7 +157,6 @@ def test_identity_is_the_selected_certificate_and_is_logged_once(store, pki, tmp
     assert key_pem(identity.key) == key_pem(pki["leaf"][1])
     # The primary is judged against Root/, CA/ and the system's public CAs, as Windows' stores hold them.
     assert identity.anchors == [pki["root"][0], pki["inter"][0], pki["other"][0]]
-    assert identity.workdir == str(tmp_path)
     assert [r.getMessage() for r in caplog.records] == [
         "Using system certificate subject=CN=pcclient-host,O=Acme issuer=CN=Acme-CA-Intermediate,O=Acme "
         f"thumbprint={fingerprint(leaf).replace(':', '')}"]

@@ -108,8 +108,7 @@ class AskingPrimary:
 
 
 def gateway_session(pki, tmp_path, port: int, jre, chain=("gateway", "inter")) -> Session:
-    ident = Identity("gateway-host", key_of(pki["gateway"]), [pki[n].cert for n in chain], [pki["root"].cert],
-                     str(tmp_path))
+    ident = Identity("gateway-host", key_of(pki["gateway"]), [pki[n].cert for n in chain], [pki["root"].cert])
     return Session(host="localhost", port=port, role="gateway", state=StateFile(tmp_path / "state.json"),
                    log=logging.getLogger("test-endpoint-keychoice"), stop=threading.Event(),
                    trusted=lambda: ident, validator=lambda: jre)

@@ -135,3 +135,10 @@ def test_a_peer_that_is_not_tls_is_an_unrecognized_message():
 ])
 def test_auth_type_from_the_negotiated_suite(version, cipher, expected):
     assert auth_type(version, cipher) == expected
+
+
+@pytest.mark.parametrize("key, expected", [("ec", "ECDHE_ECDSA"), ("rsa:2048", "ECDHE_RSA")])
+def test_tls12_key_exchange_follows_the_servers_key(tmp_path, key, expected):
+    from certkit.jsse import ecdhe_auth_type
+    p = OpenSSLPKI(tmp_path)
+    assert ecdhe_auth_type(p.root("Server", key=key).cert) == expected

@@ -133,7 +133,7 @@ def identity_factory(client: "Client", log: logging.Logger):
                      name_str(cert.issuer), fingerprint(cert).replace(":", ""))
             last["thumbprint"] = fingerprint(cert)
         anchors = roots + intermediates + system_cas(SYSTEM_BUNDLE)
-        return Identity(common_name(cert), key, chain_for(cert, intermediates), anchors, WORKDIR)
+        return Identity(common_name(cert), key, chain_for(cert, intermediates), anchors)
     return make_identity
 
 

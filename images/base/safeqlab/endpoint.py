@@ -1,12 +1,12 @@
 """The endpoint side of the internal communication (gateway and client stand-ins):
 connect over mutual TLS, say hello, keep the session alive, reconnect with backoff.
 
-Trusted certificates, as a Java endpoint: the TLS layer verifies nothing; right after the
-handshake, before any application byte, the JRE judges the chain the primary sent (PKIX and
-HTTPS host name identification) and a refusal closes the connection. The certificate offered
-is chosen as Java's key manager chooses it (certkit.keychoice), from the CA names of the
-primary's CertificateRequest, which only pyOpenSSL shows (without it, Python's ssl always
-offers the certificate). Built-in certificates: the primary's certificate is pinned on first use.
+Trusted certificates, as a Java endpoint: inside the handshake the JRE judges the chain the
+primary sent (PKIX and HTTPS host name identification, certkit.inhandshake); a refusal fails
+the handshake with the alert a Java client sends, before any certificate of ours is sent. The
+certificate offered is chosen as Java's key manager chooses it (certkit.keychoice), from the CA
+names of the primary's CertificateRequest, which pyOpenSSL shows. Built-in certificates: the
+primary's certificate is pinned on first use.
 """
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from cryptography import x509
 from certkit import keychoice
 from certkit.certs import describe
 from certkit.jre import Validator, ValidatorError
-from certkit.jsse import auth_type, java_reason
+from certkit.inhandshake import Judging, JudgedVerify
+from certkit.jsse import auth_type, ecdhe_auth_type, java_reason
 from certkit.openssl import MOVING_WRITE_BUFFER, SSL, OpenSSLSocket
-from certkit.tls import load_identity
 from . import proto
 from .builtin import UNKNOWN_CERT_ALERTS, BuiltinIdentity, PinMismatch
 
@@ -65,70 +65,45 @@ class Identity:
     key: object                      # the private key of chain[0]
     chain: list[x509.Certificate]    # as the store holds it and the endpoint sends it, leaf first
     anchors: list[x509.Certificate]  # what the primary's chain is judged against
-    workdir: str                     # private folder key files pass through (Python's ssl wants files)
 
 
-# --- the primary's chain, judged by the JRE --------------------------------------------------------
+# --- trusted TLS: the JRE judges the primary inside the handshake, the certificate offered as Java would
 
-def judge_primary(tls, identity: Identity, host: str, validator: Callable[[], Validator]) -> dict:
-    """The facts the session reports about the primary, once the JRE has accepted its chain.
+def connect_trusted(host: str, port: int, identity: Identity, note: Callable[[str], None],
+                    validator: Callable[[], Validator]) -> tuple[OpenSSLSocket, dict]:
+    """A TLS socket to the primary, handshake done and the primary's chain accepted by the JRE
+    (checkServerTrusted, then HTTPS host name identification, as a Java client does while the
+    handshake is open), and the facts the session reports about the primary.
 
-    As a Java client: checkServerTrusted on the chain as sent, then HTTPS endpoint
-    identification of the configured host name. NotTrusted carries the JRE's reason."""
-    chain = sent_chain(tls)
-    if not chain:
-        raise NotTrusted("the primary sent no certificate")
-    kx = auth_type(tls.version(), (tls.cipher() or (None,))[0])
+    Raises NotTrusted with the JRE's reason (the handshake failed with the alert a Java client
+    sends; no certificate of ours was sent), SetupError when the JRE cannot be asked."""
+    if SSL is None:
+        raise SetupError("pyOpenSSL (Debian's python3-openssl) is needed to judge the primary inside the handshake")
     try:
         jre = validator()
-        verdict = jre.judge(chain, identity.anchors, "server", host=host, auth_type=kx)
     except ValidatorError as exc:
         raise SetupError(f"the primary's certificate cannot be judged: {exc}") from None
-    if not verdict.ok:
-        raise NotTrusted(jre.refusal(verdict))
-    return {**describe(chain[0]), "verified": True, "anchor": verdict.anchor}
-
-
-# --- trusted TLS: nothing verified in the handshake, the certificate offered as Java would ---------
-
-def sent_chain(tls) -> list[x509.Certificate]:
-    """The primary's chain as it was sent, leaf first (on Python's ssl before 3.13: the leaf alone)."""
-    if hasattr(tls, "get_unverified_chain"):
-        ders = tls.get_unverified_chain() or []
-    else:
-        der = tls.getpeercert(binary_form=True)
-        ders = [der] if der else []
-    return [x509.load_der_x509_certificate(bytes(der)) for der in ders]
-
-
-def connect_trusted(host: str, port: int, identity: Identity, note: Callable[[str], None]):
-    """A TLS socket to the primary, handshake done, nothing verified yet (the JRE judges next)."""
     raw = socket.create_connection((host, port), timeout=CONNECT_SECONDS)
     try:
-        if SSL is None:
-            return _stdlib_connect(raw, host, identity)
-        return _connect_openssl(raw, host, identity, note)
+        sock, judging = _connect_openssl(raw, host, identity, note, jre)
     except BaseException:
         raw.close()
         raise
-
-
-def _stdlib_connect(raw: socket.socket, host: str, identity: Identity) -> ssl.SSLSocket:
-    """Without pyOpenSSL: Python's ssl cannot show the CertificateRequest, so the certificate is always offered."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.check_hostname = False  # the JRE checks the host name, right after the handshake
-    ctx.verify_mode = ssl.CERT_NONE
-    load_identity(ctx, identity.key, identity.chain, identity.workdir)
-    raw.settimeout(HANDSHAKE_SECONDS)
-    return ctx.wrap_socket(raw, server_hostname=host)
+    if judging.verdict is None:  # the callback never reached the leaf: fail closed
+        sock.close()
+        raise SetupError("the primary's chain was not judged in the handshake")
+    sent = judging.sent
+    sock.sent_chain = sent
+    return sock, {**describe(sent[0]), "verified": True, "anchor": judging.verdict.anchor}
 
 
 def _openssl_context(extra_chain: list[x509.Certificate]) -> "SSL.Context":
     ctx = SSL.Context(SSL.TLS_CLIENT_METHOD)
     ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
     ctx.set_mode(MOVING_WRITE_BUFFER)
-    ctx.set_verify(SSL.VERIFY_NONE)  # the JRE judges the chain, right after the handshake
+    # TLS 1.2: ECDHE suites only (as a Java client prefers them), so the key exchange the JRE is
+    # told follows from the primary's key (jsse.ecdhe_auth_type).
+    ctx.set_cipher_list(b"ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES")
     for cert in extra_chain:  # sent after the leaf, once a leaf is chosen
         ctx.add_extra_chain_cert(cert)
     return ctx
@@ -147,6 +122,7 @@ class _CertificateChoice:
         self.offered = False
         self.failure: Exception | None = None
         self.context = _openssl_context(identity.chain[1:])
+        self.verify = JudgedVerify(self.context, SSL.VERIFY_PEER)
         self._callback = _ffi.callback("int (*)(SSL *, void *)", self._certificate_wanted)
         _lib.SSL_CTX_set_cert_cb(self.context._context, self._callback, _ffi.NULL)
 
@@ -175,23 +151,44 @@ class _CertificateChoice:
             raise proto.ProtocolError(f"the primary's certificate request cannot be read: {self.failure}")
 
 
-def _connect_openssl(raw: socket.socket, host: str, identity: Identity, note: Callable[[str], None]) -> OpenSSLSocket:
+def _connect_openssl(raw: socket.socket, host: str, identity: Identity, note: Callable[[str], None],
+                     jre: Validator) -> tuple[OpenSSLSocket, Judging]:
     choice = _CertificateChoice(identity, note)
     conn = choice.conn = SSL.Connection(choice.context, raw)
     conn.set_connect_state()
     try:
         ipaddress.ip_address(host.strip("[]"))
-    except ValueError:  # SNI for a host name only, as Java sends it
+    except ValueError:  # SNI for a host name only
         conn.set_tlsext_host_name(host.encode("idna"))
+
+    def judge(chain: list[x509.Certificate]):
+        version, cipher = conn.get_protocol_version_name(), conn.get_cipher_name()
+        # TLS 1.2: OpenSSL names the suite only after the chain is judged.
+        kx = auth_type(version, cipher) if cipher or version != "TLSv1.2" else ecdhe_auth_type(chain[0])
+        return jre.judge(chain, identity.anchors, "server", host=host, auth_type=kx)
+    judging = choice.verify.attach(conn, judge)
     sock = OpenSSLSocket(raw, conn, HANDSHAKE_SECONDS)
-    sock.choice = choice  # keeps the callback alive as long as the connection
+    sock.choice = choice  # keeps the callbacks alive as long as the connection
     try:
         sock.do_handshake()
     except OSError:
+        _raise_judging(judging, jre)
         choice.raise_failure()  # the cause, when the choice itself failed
         raise
+    finally:
+        choice.verify.detach(conn)
+    _raise_judging(judging, jre)
     choice.raise_failure()
-    return sock
+    return sock, judging
+
+
+def _raise_judging(judging: Judging, jre: Validator) -> None:
+    if isinstance(judging.failure, ValidatorError):
+        raise SetupError(f"the primary's certificate cannot be judged: {judging.failure}")
+    if judging.failure is not None:
+        raise judging.failure
+    if judging.refused:
+        raise NotTrusted(jre.refusal(judging.verdict))
 
 
 # --- sessions ---------------------------------------------------------------------------------------
@@ -285,11 +282,10 @@ class Session:
         if self.builtin is not None:
             return self._open_builtin()
         identity = self.trusted()
-        tls = connect_trusted(self.host, self.port, identity, self.note)
+        tls, peer = connect_trusted(self.host, self.port, identity, self.note, self.validator)
         try:
-            peer = judge_primary(tls, identity, self.host, self.validator)
             if self.check_peer:
-                self.check_peer(sent_chain(tls), identity.anchors)
+                self.check_peer(tls.sent_chain, identity.anchors)
         except BaseException:
             tls.close()  # refused: closed without a byte of the application protocol
             raise
