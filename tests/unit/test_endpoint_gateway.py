@@ -169,4 +169,23 @@ def test_identity_is_the_keystore_chain_and_the_truststore_anchors(tmp_path, def
     assert [c.subject.rfc4514_string() for c in identity.chain] == [
         "CN=gateway-host,O=Acme", "CN=Acme-CA-Intermediate,O=Acme", "CN=Acme-CA-Root,O=Acme"]
     assert [c.subject.rfc4514_string() for c in identity.anchors] == ["CN=Acme-CA-Root,O=Acme"]
-    assert identity.workdir == gateway.WORKDIR
+
+
+def test_a_truststore_without_trusted_entries_gives_no_anchors_and_one_warning(tmp_path, default_pki, pki_tools,
+                                                                                caplog):
+    """`openssl pkcs12 -export -nokeys` makes a store Java reads no trust anchor from: not a setup
+    error to Java, whose trust manager then refuses the primary inside the handshake."""
+    pki_tools.keytool("-help", check=False)  # skips without a JRE's keytool
+    gw = pki_tools.entity(default_pki, "gateway-host")
+    nokeys = tmp_path / "openssl-truststore.pfx"
+    pki_tools.openssl("pkcs12", "-export", "-nokeys", "-in", default_pki["cas"][0]["pem_path"], "-out", str(nokeys),
+                      "-passout", "pass:changeit")
+    path = unattended(tmp_path, HCP_PRIMARY_SERVER_ADDRESS="primary-host", HCP_DEFAULT_KEYSTORE=gw["pfx_path"],
+                      HCP_DEFAULT_KEYSTORE_PASSWORD=gw["pfx_password"],
+                      HCP_DEFAULT_TRUSTSTORE=str(nokeys), HCP_DEFAULT_TRUSTSTORE_PASSWORD="changeit")
+    with caplog.at_level(logging.WARNING, logger="safeq-gateway"):
+        assert gateway.make_identity(path).anchors == []
+        assert gateway.make_identity(path).anchors == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Truststore {nokeys} has no trustedCertEntry: Java finds no trust anchors in it (a PKCS12 made with "
+        "openssl pkcs12 -export -nokeys); import the CA with keytool -importcert"]

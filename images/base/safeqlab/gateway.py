@@ -24,7 +24,6 @@ from .ocspcheck import FAIL_MODES, OcspChecker
 STATE = "/run/safeq-gateway/state.json"
 LOG = "/var/log/safeq-gateway/gateway.log"
 BUILTIN_DIR = "/var/lib/safeq-gateway/builtin"
-WORKDIR = "/run/safeq-gateway"  # private (0700, made by the image): key files pass through it
 ADDRESS = "HCP_PRIMARY_SERVER_ADDRESS"
 TRUSTED = ("HCP_DEFAULT_KEYSTORE", "HCP_DEFAULT_KEYSTORE_PASSWORD", "HCP_DEFAULT_TRUSTSTORE",
            "HCP_DEFAULT_TRUSTSTORE_PASSWORD")
@@ -63,13 +62,28 @@ def primary_address(settings: dict[str, str]) -> tuple[str, int]:
 def make_identity(path: str) -> Identity:
     """Re-read on every attempt, so a fixed file is picked up by the next reconnect."""
     s = read_settings(path)
+    truststore = s["HCP_DEFAULT_TRUSTSTORE"]
     try:
         store = javastore.load_keystore(s["HCP_DEFAULT_KEYSTORE"], s["HCP_DEFAULT_KEYSTORE_PASSWORD"])
-        # The truststore's trustedCertEntry certificates only, as the JRE reads it.
-        anchors = javastore.trust_anchors(s["HCP_DEFAULT_TRUSTSTORE"], s["HCP_DEFAULT_TRUSTSTORE_PASSWORD"])
+        # The truststore's trustedCertEntry certificates only, as the JRE reads it. None at all is
+        # no setup error to Java: its trust manager refuses the primary in the handshake.
+        entries = javastore.list_entries(truststore, s["HCP_DEFAULT_TRUSTSTORE_PASSWORD"])
+        anchors = [c for e in entries if e.kind == "trustedCertEntry" for c in e.certs]
     except javastore.StoreError as exc:
         raise SetupError(str(exc)) from None
-    return Identity(common_name(store.chain[0]), store.key, store.chain, anchors, WORKDIR)
+    if not anchors:
+        _warn_once(f"Truststore {truststore} has no trustedCertEntry: Java finds no trust anchors in it (a PKCS12 "
+                   "made with openssl pkcs12 -export -nokeys); import the CA with keytool -importcert")
+    return Identity(common_name(store.chain[0]), store.key, store.chain, anchors)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        logging.getLogger(Gateway.logger).warning("%s", message)
 
 
 def ocsp_check():
