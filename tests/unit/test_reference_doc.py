@@ -1,8 +1,9 @@
-"""docs/how-the-lab-decides.md carries the pinned verdicts: its table is rendered from them.
+"""docs/how-the-lab-decides.md and the README's "How the lab decides" carry the pinned verdicts:
+their table is rendered from them.
 
 The Java and openssl verdicts it shows are the ones test_reference_pairs and
 test_reference_openssl check on real runs, so the table says what the runs said.
-To rewrite the table after a pinned verdict changed:
+To rewrite the tables after a pinned verdict changed:
 ``SAFEQ_REFERENCE_WRITE_DOC=1 .venv/bin/python -m pytest -q tests/unit/test_reference_doc.py``.
 """
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from test_reference_expected import JAVA, OPENSSL, SETUP, Accepted, Refused, worded
 from test_reference_support import CASES
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "how-the-lab-decides.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = [ROOT / "docs" / "how-the-lab-decides.md", ROOT / "README.md"]
 BEGIN = "<!-- reference table: rendered by tests/unit/test_reference_doc.py -->"
 END = "<!-- end of reference table -->"
 SHOWN = "21"  # the lab's JRE; JRE 17's differences are named in the cells
@@ -122,13 +126,14 @@ def test_every_case_has_a_note():
     assert set(NOTES) == set(CASES)
 
 
-def test_the_doc_shows_the_pinned_verdicts():
+@pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
+def test_the_doc_shows_the_pinned_verdicts(doc):
     table = render()
-    lines = DOC.read_text(encoding="utf-8").split("\n")
-    assert BEGIN in lines and END in lines, f"{DOC} lacks the lines {BEGIN} and {END}"
+    lines = doc.read_text(encoding="utf-8").split("\n")
+    assert BEGIN in lines and END in lines, f"{doc} lacks the lines {BEGIN} and {END}"
     first, last = lines.index(BEGIN) + 1, lines.index(END)
     current = "\n".join(lines[first:last])
     if current != table and os.environ.get("SAFEQ_REFERENCE_WRITE_DOC") == "1":
-        DOC.write_text("\n".join(lines[:first] + [table] + lines[last:]), encoding="utf-8")
+        doc.write_text("\n".join(lines[:first] + [table] + lines[last:]), encoding="utf-8")
         return
-    assert current == table, "the doc's table is not the pinned verdicts; SAFEQ_REFERENCE_WRITE_DOC=1 rewrites it"
+    assert current == table, f"{doc.name}'s table is not the pinned verdicts; SAFEQ_REFERENCE_WRITE_DOC=1 rewrites it"
