@@ -11,6 +11,7 @@ import re
 import stat
 import subprocess
 from dataclasses import dataclass, field
+from typing import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
@@ -42,16 +43,22 @@ def _check_readable(path: str) -> None:
         )
 
 
-def list_entries(path: str, password: str, storetype: str = "PKCS12", keytool: str = KEYTOOL) -> list[Entry]:
+Keytool = str | Sequence[str]  # the keytool binary, or a command that runs one (e.g. in a container)
+
+
+def list_entries(path: str, password: str, storetype: str = "PKCS12", keytool: Keytool = KEYTOOL) -> list[Entry]:
+    """The store's entries as keytool lists them; the password goes in the environment
+    variable SAFEQ_STOREPASS (a ``keytool`` command running elsewhere must pass it on)."""
     _check_readable(path)
     env = dict(os.environ, SAFEQ_STOREPASS=password)
-    cmd = [keytool, "-list", "-rfc", "-keystore", path, "-storepass:env", "SAFEQ_STOREPASS"]
+    prefix = [keytool] if isinstance(keytool, str) else list(keytool)
+    cmd = [*prefix, "-list", "-rfc", "-keystore", path, "-storepass:env", "SAFEQ_STOREPASS"]
     if storetype:
         cmd += ["-storetype", storetype]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
     except FileNotFoundError:
-        raise StoreError(f"keytool not found ({keytool})") from None
+        raise StoreError(f"keytool not found ({prefix[0]})") from None
     except subprocess.TimeoutExpired:
         raise StoreError(f"keytool did not answer within 60 s for {path}") from None
     if proc.returncode != 0:
@@ -70,10 +77,15 @@ def parse_list_rfc(text: str) -> list[Entry]:
     return entries
 
 
-def trust_anchors(path: str, password: str, storetype: str = "PKCS12", keytool: str = KEYTOOL) -> list[x509.Certificate]:
+def trusted_certs(entries: list[Entry]) -> list[x509.Certificate]:
+    """The certificates Java trusts in a store: those of its trustedCertEntry entries."""
+    return [c for e in entries if e.kind == "trustedCertEntry" for c in e.certs]
+
+
+def trust_anchors(path: str, password: str, storetype: str = "PKCS12", keytool: Keytool = KEYTOOL) -> list[x509.Certificate]:
     """Only trustedCertEntry certificates are anchors; an empty result is what Java
     rejects with 'the trustAnchors parameter must be non-empty'."""
-    anchors = [c for e in list_entries(path, password, storetype, keytool) if e.kind == "trustedCertEntry" for c in e.certs]
+    anchors = trusted_certs(list_entries(path, password, storetype, keytool))
     if not anchors:
         raise StoreError(
             "java.security.InvalidAlgorithmParameterException: the trustAnchors parameter must be non-empty "
@@ -89,7 +101,7 @@ class KeyStore:
     chain: list[x509.Certificate]  # leaf first, as Java serves it
 
 
-def load_keystore(path: str, password: str, keytool: str = KEYTOOL) -> KeyStore:
+def load_keystore(path: str, password: str, keytool: Keytool = KEYTOOL) -> KeyStore:
     entries = list_entries(path, password, "PKCS12", keytool)
     keyed = [e for e in entries if e.kind == "PrivateKeyEntry"]
     if not keyed:
