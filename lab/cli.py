@@ -14,7 +14,7 @@ from pki.cli import pki_group
 from pki.cli import reports_errors as pki_reports_errors
 from pki.database import DB_PATH
 
-from . import admin, docker, images, project, status, up as lab_up
+from . import admin, docker, images, project, spec, status, up as lab_up
 from .deadline import Deadline
 from .errors import LabError
 from .views import print_endpoints, print_refused, print_summary, say
@@ -96,6 +96,24 @@ def verify(quick: bool, pytest_args) -> None:
     select = ["-m", "not scenario"] if quick else []
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *default, *select, *pytest_args]
     sys.exit(subprocess.run(argv, cwd=project.root()).returncode)
+
+
+@main.group("spec", context_settings={"help_option_names": ["-h", "--help"]})
+def spec_group() -> None:
+    """A lab spec: the files primary, gateways and clients use, and the account settings (TOML)."""
+
+
+@spec_group.command("template")
+def spec_template() -> None:
+    """Print a commented spec to fill in: `safeq-lab spec template > corp.toml`."""
+    click.echo(spec.template(), nl=False)
+
+
+@spec_group.command("show")
+@reports_errors
+def spec_show() -> None:
+    """Print the lab's own spec (its generated PKI, SAFEQ_PKI_DIR or build/pki), paths absolute."""
+    click.echo(spec.to_toml(spec.lab_spec(project.pki_dir())), nl=False)
 
 
 @main.command()
