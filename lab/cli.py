@@ -117,6 +117,35 @@ def spec_show() -> None:
 
 
 @main.command()
+@click.argument("spec_file", required=False, metavar="[SPEC]")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--expiry-days", default=30, show_default=True, type=click.IntRange(min=0), metavar="N",
+              help="Warn about certificates that expire within N days.")
+@click.option("--java", "java_choice", type=click.Choice(["auto", "host", "docker"]), default="auto",
+              show_default=True, help="Whose keytool and JRE judge: the host's, the lab image's (Docker), "
+                                      "or the host's when it has them.")
+@reports_errors
+def doctor(spec_file: str | None, as_json: bool, expiry_days: int, java_choice: str) -> None:
+    """Check a spec's files as the product's JREs would judge them (no argument: the lab's own PKI).
+
+    Exit 0: nothing above info; 1: warnings; 2: errors (or a spec that cannot be read)."""
+    from .doctor import findings as report, runner, tools
+
+    checked = spec.load(spec_file) if spec_file else spec.lab_spec(project.pki_dir())
+    java = tools.detect(java_choice)
+    found = runner.run(checked, java, expiry_days=expiry_days)
+    if as_json:
+        click.echo(report.to_json(found, java.describe(), checked.source))
+    else:
+        click.echo(f"doctor: {checked.source}")
+        for item in report.ordered(found):
+            click.echo(report.line(item, checked.base))
+        click.echo(f"checked with {java.summary()}")
+        click.echo(report.summary(found))
+    sys.exit(report.exit_code(found))
+
+
+@main.command()
 @click.argument("service", required=False)
 @click.option("-f", "--follow", is_flag=True)
 @reports_errors

@@ -151,7 +151,7 @@ MISTAKES = {
 
 
 @pytest.mark.parametrize("mistake", sorted(MISTAKES))
-def test_each_mistake_is_one_error_naming_file_and_key(folder, mistake):
+def test_each_mistake_is_one_error_naming_file_and_key(folder, mistake, pki_tools):
     edit, words = MISTAKES[mistake]
     path = folder / "corp.toml"
     path.write_text(edit(path.read_text()))
@@ -160,6 +160,12 @@ def test_each_mistake_is_one_error_naming_file_and_key(folder, mistake):
     assert str(caught.value).startswith(str(path)), caught.value
     for word in words:
         assert word in str(caught.value)
+    before = pki_tools.tree_state(folder)
+    result = run_cli("doctor", str(path))
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [f"error: {caught.value}"]
+    assert pki_tools.tree_state(folder) == before  # nothing written next to the user's files
 
 
 def test_a_store_folder_must_be_a_folder(folder):
@@ -169,3 +175,14 @@ def test_a_store_folder_must_be_a_folder(folder):
     path.write_text(text)
     with pytest.raises(spec.SpecError, match=r"\[\[client\]\] #1 \(pcclient-host\) store: .* is not a folder"):
         spec.load(path)
+
+
+@pytest.mark.parametrize("make", ["missing", "folder"])
+def test_the_spec_file_itself_missing_or_a_folder(tmp_path, make):
+    path = tmp_path / "corp.toml"
+    if make == "folder":
+        path.mkdir()
+    result = run_cli("doctor", str(path))
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"error: {path} ")
+    assert "Traceback" not in result.output
