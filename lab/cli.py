@@ -122,8 +122,8 @@ def spec_show() -> None:
 @click.option("--expiry-days", default=30, show_default=True, type=click.IntRange(min=0), metavar="N",
               help="Warn about certificates that expire within N days.")
 @click.option("--java", "java_choice", type=click.Choice(["auto", "host", "docker"]), default="auto",
-              show_default=True, help="Whose keytool and JRE judge: the host's, the lab image's (Docker), "
-                                      "or the host's when it has them.")
+              show_default=True, help="Whose keytool and JRE judge: auto = the host's when it has them, else "
+                                      "the lab image's; host; docker = the lab image's (safeq-lab/base:latest).")
 @reports_errors
 def doctor(spec_file: str | None, as_json: bool, expiry_days: int, java_choice: str) -> None:
     """Check a spec's files as the product's JREs would judge them (no argument: the lab's own PKI).

@@ -21,6 +21,7 @@ from certkit.certs import fingerprint, name_str, same_public_key
 from certkit.chain import order_chain
 
 from ..spec import SpecError
+from .certchecks import self_signed
 from .findings import ERROR, INFO, WARNING, Finding, finding
 from .tools import Java
 
@@ -109,13 +110,16 @@ def keystore(path: Path, password: str, label: str, role: str, host: str, java: 
 def chain_layout(material: KeyMaterial, listed: list[x509.Certificate], label: str) -> list[Finding]:
     """Certificates the chain does not reach (a missing link), or a chain listed out of order."""
     in_chain = {fingerprint(c) for c in material.chain}
-    left_out = [c for c in listed if fingerprint(c) not in in_chain]
+    left_out = ", ".join(name_str(c.subject) for c in listed if fingerprint(c) not in in_chain)
     top = material.chain[-1]
-    if left_out:
+    if left_out and not self_signed(top):
         return [finding(WARNING, "chain.incomplete", material.file,
                         f"{label}: the chain stops at {name_str(top.subject)}: its issuer {name_str(top.issuer)} is not "
-                        f"in the file, so {', '.join(name_str(c.subject) for c in left_out)} is left out of the chain "
-                        "Java presents", "export the PFX with every intermediate CA certificate of the chain")]
+                        f"in the file, so {left_out} is left out of the chain Java presents",
+                        "export the PFX with every intermediate CA certificate of the chain")]
+    if left_out:
+        return [finding(INFO, "chain.extra-certificates", material.file,
+                        f"{label}: it also holds {left_out}, which the chain does not use")]
     order = [fingerprint(c) for c in listed]
     if order != [fingerprint(c) for c in material.chain[1:]][:len(order)]:
         return [finding(INFO, "chain.reordered", material.file,

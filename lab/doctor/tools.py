@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -85,8 +84,8 @@ def docker_keytool(docker_cmd: str, image: str = BASE_IMAGE) -> KeytoolCommand:
 
 
 def docker_validator_command(docker_cmd: str, image: str = BASE_IMAGE) -> list[str]:
-    name = f"safeq-doctor-{secrets.token_hex(4)}"
-    return [docker_cmd, "run", "-i", "--rm", "--network", "none", "--name", name, image,
+    """The validator in a throwaway container; it ends (and is removed) when its input closes."""
+    return [docker_cmd, "run", "-i", "--rm", "--network", "none", image,
             "java", *EXPORTS, *JVM_OPTIONS, "-cp", CLASSES_DIR, MAIN_CLASS]
 
 

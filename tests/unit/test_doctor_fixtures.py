@@ -153,3 +153,9 @@ def test_a_client_trusts_its_store_and_the_public_bundle(corp, tmp_path, monkeyp
     assert message.startswith("pcclient-host refuses the primary's chain (") and "PKIX path building failed" in message
     bundle.write_bytes(bundle.read_bytes() + corp.root.cert_path.read_bytes())  # the corporate root as a global CA
     assert doctor(str(spec)).codes("warning", "error") == set()
+
+
+def test_a_chain_out_of_order_is_taken_as_java_orders_it(corp, tmp_path):  # noqa: F811 (fixture)
+    outcome = doctor(str(Case(corp, gateway=[corp.gateway, corp.root, corp.issuing]).write(tmp_path)))
+    assert (outcome.exit_code, outcome.codes("warning", "error")) == (0, set())
+    assert "chain.reordered" in outcome.codes("info")
