@@ -205,18 +205,18 @@ def execute(target: Container | str, argv: Sequence[str], input: str | None = No
     with session(_left(end, QUICK, what, timeout), what) as api:
         try:
             exec_id = api.exec_create(box.id, list(argv), stdin=input is not None)["Id"]
+            conn = api.exec_start(exec_id, socket=True)
+            sock = getattr(conn, "_sock", conn)  # over a unix socket the SDK hands a SocketIO
+            try:
+                out, err = _converse(sock, input, end, what, timeout)
+            finally:
+                sock.close()
+                conn.close()
+            code = _exit_code(api, exec_id, end, what, timeout)
         except sdk.errors.APIError as exc:
             if exc.status_code in (404, 409):  # removed, or stopped, since it was found
                 raise NotRunning(box.service or box.name) from None
             raise
-        conn = api.exec_start(exec_id, socket=True)
-        sock = getattr(conn, "_sock", conn)  # over a unix socket the SDK hands a SocketIO
-        try:
-            out, err = _converse(sock, input, end, what, timeout)
-        finally:
-            sock.close()
-            conn.close()
-        code = _exit_code(api, exec_id, end, what, timeout)
     return ExecResult(tuple(argv), code, out.decode(errors="replace"), err.decode(errors="replace"))
 
 

@@ -182,9 +182,13 @@ def test_exec_past_its_timeout_is_a_command_timeout(fake):
     assert all(0 < t <= 0.3 for t in api.timeouts), api.timeouts  # each API call within what was left
 
 
-def test_exec_in_a_container_that_stopped_is_not_running(fake):
+def test_exec_in_a_container_that_stopped_is_not_running(fake, monkeypatch):
     api = fake([inspect("primary", state="exited")])
     with pytest.raises(engine.NotRunning):
+        engine.execute(engine._container(api.boxes[0]), ["true"])
+    api.boxes[0]["State"]["Status"] = "running"
+    monkeypatch.setattr(api, "exec_inspect", lambda exec_id: (_ for _ in ()).throw(api_error(404)))
+    with pytest.raises(engine.NotRunning):  # removed while the command ran
         engine.execute(engine._container(api.boxes[0]), ["true"])
 
 
