@@ -61,8 +61,11 @@ class JudgedVerify:
 
     def __init__(self, context, mode: int):
         self._judging: dict[int, Judging] = {}
-        self._callback = _ffi.callback("int (*)(int, X509_STORE_CTX *)", self._verify)  # kept alive here
+        self._callback = _ffi.callback("int (*)(int, X509_STORE_CTX *)", self._verify)
         _lib.SSL_CTX_set_verify(context._context, mode, self._callback)
+        # OpenSSL calls the callback as long as a connection of this context lives; each
+        # Connection holds its Context, so the Context holds the callback.
+        context._safeq_judged_verify = self
         context.set_verify_depth(16)
 
     def attach(self, conn, judge: Judge) -> Judging:

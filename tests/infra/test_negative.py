@@ -85,8 +85,8 @@ def test_gateway_truststore_made_by_openssl_is_empty_to_java(gateway, manifest, 
     # As a Java gateway: it connects, and its trust manager refuses the primary with internal_error.
     assert result == ("1:failed: (internal_error) Unexpected error: java.security.InvalidAlgorithmParameterException: "
                       "the trustAnchors parameter must be non-empty")
-    log = gateway.file("/var/log/safeq-gateway/gateway.log").content_string
-    assert f"Truststore {gateway_files}/openssl-truststore.pfx has no trustedCertEntry" in log
+    said = gateway.run("safeq-gateway test-connection --unattended /tmp/neg/unattended.conf").stdout
+    assert f"Truststore {gateway_files}/openssl-truststore.pfx has no trustedCertEntry" in said
 
 
 def test_gateway_truststore_without_the_lab_root_cannot_build_a_path(gateway, manifest, gateway_files):

@@ -125,6 +125,7 @@ class _CertificateChoice:
         self.verify = JudgedVerify(self.context, SSL.VERIFY_PEER)
         self._callback = _ffi.callback("int (*)(SSL *, void *)", self._certificate_wanted)
         _lib.SSL_CTX_set_cert_cb(self.context._context, self._callback, _ffi.NULL)
+        self.context._safeq_certificate_choice = self  # alive as long as a connection of the context
 
     def _certificate_wanted(self, _ssl, _arg) -> int:
         try:

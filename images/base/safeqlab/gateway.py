@@ -67,8 +67,7 @@ def make_identity(path: str) -> Identity:
         store = javastore.load_keystore(s["HCP_DEFAULT_KEYSTORE"], s["HCP_DEFAULT_KEYSTORE_PASSWORD"])
         # The truststore's trustedCertEntry certificates only, as the JRE reads it. None at all is
         # no setup error to Java: its trust manager refuses the primary in the handshake.
-        entries = javastore.list_entries(truststore, s["HCP_DEFAULT_TRUSTSTORE_PASSWORD"])
-        anchors = [c for e in entries if e.kind == "trustedCertEntry" for c in e.certs]
+        anchors = javastore.trusted_certs(javastore.list_entries(truststore, s["HCP_DEFAULT_TRUSTSTORE_PASSWORD"]))
     except javastore.StoreError as exc:
         raise SetupError(str(exc)) from None
     if not anchors:
