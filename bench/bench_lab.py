@@ -1,4 +1,4 @@
-"""Times the lab's life cycle: cold and warm `up`, `verify`, `down`. Reports, does not assert.
+"""Times the lab's life cycle: cold and warm `up`, `status`, `verify`, `down`. Reports, does not assert.
 
 Cold: role and base images removed first (the Debian OS image and the build cache are kept;
 a machine's very first run adds debootstrap and the apt installs, about 2 minutes). Targets:
@@ -34,6 +34,7 @@ def main() -> int:
         timed("verify (with scenarios)", LAB + ["verify", "-q"]),
         timed("down", LAB + ["down"]),
         timed("warm up", LAB + ["up"]),
+        timed("status", LAB + ["status"]),
         timed("down", LAB + ["down"]),
         timed("warm up (no build)", LAB + ["up", "--no-build"]),
         timed("down", LAB + ["down"]),
