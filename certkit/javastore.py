@@ -63,8 +63,14 @@ def list_entries(path: str, password: str, storetype: str = "PKCS12", keytool: K
         raise StoreError(f"keytool did not answer within 60 s for {path}") from None
     if proc.returncode != 0:
         text = (proc.stdout + proc.stderr).strip().splitlines()
-        raise StoreError(text[-1] if text else f"keytool exited {proc.returncode}")
+        raise StoreError(java_words(text[-1]) if text else f"keytool exited {proc.returncode}")
     return parse_list_rfc(proc.stdout)
+
+
+def java_words(line: str) -> str:
+    """keytool's last line without its own "keytool error: " label: what the Java program that
+    loads the store (the product) throws, e.g. "java.io.IOException: keystore password was incorrect"."""
+    return line.removeprefix("keytool error: ")
 
 
 def parse_list_rfc(text: str) -> list[Entry]:

@@ -97,7 +97,7 @@ def test_gateway_truststore_without_the_lab_root_cannot_build_a_path(gateway, ma
 
 def test_gateway_wrong_keystore_password(gateway, manifest, gateway_files):
     result = gateway_try(gateway, manifest, HCP_DEFAULT_KEYSTORE_PASSWORD="not-the-password")
-    assert result == "1:failed: keytool error: java.io.IOException: keystore password was incorrect"
+    assert result == "1:failed: java.io.IOException: keystore password was incorrect"
 
 
 def test_gateway_primary_address_not_in_the_certificate(gateway, manifest, gateway_files):

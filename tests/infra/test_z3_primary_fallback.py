@@ -45,7 +45,7 @@ def test_wrong_keystore_password_falls_back_to_localhost(primary, gateway, resto
     restart(primary, "fallback")
     assert served_subject(primary) == "CN=localhost"
     log = primary.file("/var/log/safeqcloud/server.log").content_string
-    assert (f"Could not load keystore {PFX}: keytool error: java.io.IOException: keystore password was incorrect. "
+    assert (f"Could not load keystore {PFX}: java.io.IOException: keystore password was incorrect. "
             "Falling back to the built-in self-signed certificate (CN=localhost).") in log
     health = primary.run("safeq-admin health")
     assert health.rc == 1 and health.stdout.startswith("serving the fallback localhost certificate")

@@ -189,3 +189,15 @@ def test_a_truststore_without_trusted_entries_gives_no_anchors_and_one_warning(t
     assert [r.getMessage() for r in caplog.records] == [
         f"Truststore {nokeys} has no trustedCertEntry: Java finds no trust anchors in it (a PKCS12 made with "
         "openssl pkcs12 -export -nokeys); import the CA with keytool -importcert"]
+
+
+def test_a_wrong_keystore_password_is_said_as_java_throws_it(tmp_path, default_pki, pki_tools):
+    pki_tools.keytool("-help", check=False)  # skips without a JRE's keytool
+    gw = pki_tools.entity(default_pki, "gateway-host")
+    ts = default_pki["truststores"][0]
+    path = unattended(tmp_path, HCP_PRIMARY_SERVER_ADDRESS="primary-host", HCP_DEFAULT_KEYSTORE=gw["pfx_path"],
+                      HCP_DEFAULT_KEYSTORE_PASSWORD="not-the-password",
+                      HCP_DEFAULT_TRUSTSTORE=ts["path"], HCP_DEFAULT_TRUSTSTORE_PASSWORD=ts["password"])
+    with pytest.raises(SetupError) as err:
+        gateway.make_identity(path)
+    assert str(err.value) == "java.io.IOException: keystore password was incorrect"

@@ -158,8 +158,8 @@ def refused_differences(case_id: str, runner: str, major: str, java: dict, lab: 
 
 
 def setup_differences(java: dict, lab: dict) -> list[str]:
-    """A store that does not open: the gateway reports keytool's line, the exception as Java prints it."""
-    want = (False, java["side"], "setup", f"keytool error: {java['exception']}: {java['message']}", False)
+    """A store that does not open: the gateway reports the exception as Java prints it."""
+    want = (False, java["side"], "setup", f"{java['exception']}: {java['message']}", False)
     got = (lab["ok"], lab.get("side"), lab.get("stage"), lab.get("message"), "server" in lab)
     return [] if got == want else [f"(ok, side, stage, message, primary connected): Java {want!r}, lab {got!r}"]
 
