@@ -18,6 +18,7 @@ import testinfra
 
 from certkit.certs import fingerprint, load_cert_file
 from lab import engine, topology
+from lab.errors import LabError
 from safeqlab.records import current_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,21 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.path.name.startswith("test_z"):
             item.add_marker(pytest.mark.scenario)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed check shows the primary's last words: its log in the container goes with the lab."""
+    report = yield
+    if report.failed and call.when == "call":
+        try:
+            text = engine.exec_sh("primary", "tail -n 40 /var/log/safeqcloud/server.log", check=False,
+                                  timeout=10).stdout
+            supervisor = engine.logs("primary", tail=20, timeout=10)
+        except (LabError, OSError) as exc:  # a lab that is gone says so in the report
+            text, supervisor = f"(not readable: {exc})", ""
+        report.sections.append(("primary server.log (tail)", f"{text}\n--- container log ---\n{supervisor}"))
+    return report
 
 
 def compose(*args: str) -> subprocess.CompletedProcess:
