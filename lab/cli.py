@@ -1,6 +1,8 @@
 """The `safeq-lab` command line: PKI -> images -> compose -> checks."""
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -19,14 +21,48 @@ from .deadline import Deadline
 from .errors import LabError
 from .views import print_endpoints, print_refused, print_summary, say
 
+DISTRIBUTION = "safeq-pki-lab"
+VERIFY_TIMEOUT = 3600  # the whole suite takes minutes; a lab that hangs ends in an error, not a wait
+
 
 def reports_errors(func):
     return pki_reports_errors(func, LabError)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+def version() -> str:
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:  # run from sources that were never installed
+        return "unknown (not installed)"
+
+
+def quick_start() -> str:
+    """What to type first: the Makefile's two targets in a checkout, else the installed command's."""
+    home = project.find()
+    if home is not None and not project.installed_apart() and (home / "Makefile").is_file():
+        lines = ["Quick start (Docker Engine with Compose v2; on Debian, make installs them when missing):",
+                 "  make lab-up     # PKI, images, the doc's primary steps, every service healthy",
+                 "  make test       # images, unit tests, then lab up + testinfra checks + lab down"]
+    else:
+        lines = ["Quick start (Docker Engine with Compose v2 needed):",
+                 "  safeq-lab up       # PKI, images, the doc's primary steps, every service healthy",
+                 "  safeq-lab verify   # the testinfra checks against the running lab"]
+        if home is None:
+            lines.append(f"  (both run the lab of a safeq-pki-lab checkout: run them inside one, or set "
+                         f"{project.HOME_VAR} to one)")
+    readme = f"{home / 'README.md'}" if home is not None else "README.md of the safeq-pki-lab checkout"
+    lines += [f"README: {readme}", "All commands: safeq-lab --help"]
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
+@click.version_option(version(), "--version", prog_name="safeq-lab", message="%(prog)s %(version)s",
+                      help="Print the version and exit.")
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """SAFEQ Cloud trusted-certificates lab (an independent stand-in, not vendor software)."""
+    if ctx.invoked_subcommand is None:
+        click.echo(quick_start())
 
 
 main.add_command(pki_group, name="pki")
@@ -84,18 +120,38 @@ def status_cmd(as_json: bool) -> None:
         print_refused(result["refused"])
 
 
+def infra_checks() -> Path:
+    """tests/infra of the checkout: the checks are the lab's files, not the installed package's."""
+    checks = project.root() / "tests" / "infra"
+    if not (checks / "conftest.py").is_file():
+        raise LabError(f"{checks} holds no testinfra checks: `safeq-lab verify` runs those of a complete "
+                       f"safeq-pki-lab checkout (git checkout tests/infra, or point {project.HOME_VAR} at a clone)")
+    missing = [name for name in ("pytest", "testinfra") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise LabError(f"{sys.executable} lacks {' and '.join(missing)} (dependencies of {DISTRIBUTION}): "
+                       f"install them with `{sys.executable} -m pip install pytest pytest-testinfra`")
+    return checks
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.option("--quick", is_flag=True, help="Only the checks that leave the lab as it is (no scenarios).")
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 @reports_errors
 def verify(quick: bool, pytest_args) -> None:
     """Run the testinfra checks against the running lab (scenarios change it and put it back)."""
+    checks = infra_checks()  # before Docker: outside a checkout there is nothing to run
     docker.preflight()
-    named = any(not a.startswith("-") and (project.root() / a.split("::")[0]).exists() for a in pytest_args)
-    default = [] if named else [str(project.root() / "tests" / "infra")]
+    root = project.root()
+    named = any(not a.startswith("-") and (root / a.split("::")[0]).exists() for a in pytest_args)
+    default = [] if named else [str(checks)]
     select = ["-m", "not scenario"] if quick else []
     argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *default, *select, *pytest_args]
-    sys.exit(subprocess.run(argv, cwd=project.root()).returncode)
+    try:
+        rc = subprocess.run(argv, cwd=root, timeout=VERIFY_TIMEOUT).returncode
+    except subprocess.TimeoutExpired:
+        raise LabError(f"the checks did not finish within {VERIFY_TIMEOUT} s: see `safeq-lab status` and "
+                       "`safeq-lab logs`") from None
+    sys.exit(rc)
 
 
 @main.group("spec", context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,4 +1,8 @@
-"""Where the lab's files are: the folder holding compose.yaml."""
+"""Where the lab's files are: the folder holding compose.yaml.
+
+`pip install .` installs the CLI, not the lab: compose.yaml, images/ and tests/infra stay in
+the checkout, so a command that needs them finds the checkout (or says how to point at one).
+"""
 from __future__ import annotations
 
 import os
@@ -6,16 +10,42 @@ from pathlib import Path
 
 from .errors import LabError
 
+HOME_VAR = "SAFEQ_LAB_HOME"
 
-def root() -> Path:
-    """SAFEQ_LAB_HOME, else the nearest folder upwards from here or the cwd with compose.yaml."""
-    if os.environ.get("SAFEQ_LAB_HOME"):
-        return Path(os.environ["SAFEQ_LAB_HOME"]).resolve()
+
+def is_checkout(folder: Path) -> bool:
+    return (folder / "compose.yaml").is_file() and (folder / "images").is_dir()
+
+
+def find() -> Path | None:
+    """SAFEQ_LAB_HOME, else the nearest checkout upwards from this package (an editable install)
+    or from the cwd; None when there is none."""
+    if os.environ.get(HOME_VAR):
+        home = Path(os.environ[HOME_VAR]).expanduser().resolve()
+        return home if is_checkout(home) else None
     for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
         for folder in (start, *start.parents):
-            if (folder / "compose.yaml").is_file() and (folder / "images").is_dir():
+            if is_checkout(folder):
                 return folder
-    raise LabError("cannot find the lab's compose.yaml: run safeq-lab inside the safeq-pki-lab checkout or set SAFEQ_LAB_HOME")
+    return None
+
+
+def root() -> Path:
+    found = find()
+    if found is not None:
+        return found
+    if os.environ.get(HOME_VAR):
+        raise LabError(f"{HOME_VAR}={os.environ[HOME_VAR]} is not a safeq-pki-lab checkout (no compose.yaml and "
+                       f"images/ there): point {HOME_VAR} at the folder you cloned, or unset it")
+    raise LabError(f"the lab's files (compose.yaml, images/, tests/infra) are not in {Path.cwd()} or any folder "
+                   f"above it: the installed command runs the lab of a safeq-pki-lab checkout; run it inside "
+                   f"one, or set {HOME_VAR} to one")
+
+
+def installed_apart() -> bool:
+    """True for a `pip install .` copy: this package does not lie in a checkout."""
+    here = Path(__file__).resolve().parent
+    return not any(is_checkout(folder) for folder in here.parents)
 
 
 def pki_dir() -> Path:
