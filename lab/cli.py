@@ -19,7 +19,7 @@ from pki.database import DB_PATH
 from . import admin, docker, images, project, spec, status, up as lab_up
 from .deadline import Deadline
 from .errors import LabError
-from .views import print_endpoints, print_refused, print_summary, say
+from .views import Phases, print_endpoints, print_refused, print_summary, say
 
 DISTRIBUTION = "safeq-pki-lab"
 VERIFY_TIMEOUT = 3600  # the whole suite takes minutes; a lab that hangs ends in an error, not a wait
@@ -79,20 +79,22 @@ main.add_command(admin.endpoints, name="endpoints")
 @click.option("--java-security", metavar="FILE|=FILE",
               help="A java.security for the JREs of primary, gateway and client: FILE adds to / overrides "
                    "the JRE's own, =FILE replaces it whole.")
+@click.option("-v", "--verbose", is_flag=True, help="Show compose's and the builds' own output as it comes.")
 @reports_errors
-def up(policy: str, build: bool, timeout: int, java_security: str | None) -> None:
+def up(policy: str, build: bool, timeout: int, java_security: str | None, verbose: bool) -> None:
     """Start the lab: PKI if missing, images, primary setup steps, all services healthy."""
-    lab_up.run(policy, build, timeout, java_security)
+    lab_up.run(policy, build, timeout, java_security, verbose=verbose)
 
 
 @main.command()
 @click.option("--timeout", default=900, show_default=True, type=click.IntRange(min=1), metavar="S",
               help="Seconds all builds may take.")
+@click.option("-v", "--verbose", is_flag=True, help="Show the builds' own output as it comes.")
 @reports_errors
-def build(timeout: int) -> None:
+def build(timeout: int, verbose: bool) -> None:
     """Build the images only (base OS, base, role images); `up` builds them too."""
     docker.preflight()
-    images.build_all(say, Deadline(timeout, what="safeq-lab build", hint="raise --timeout"))
+    images.build_all(Phases(verbose), Deadline(timeout, what="safeq-lab build", hint="raise --timeout"))
 
 
 @main.command()

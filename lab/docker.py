@@ -2,7 +2,8 @@
 
 What asks the engine something or runs a command in a container is lab/engine.py (the Docker
 SDK). Every call has a timeout: a daemon that hangs must end in an error that says so, not a
-prompt that never returns.
+prompt that never returns. `quiet` keeps a command's output for the caller (`up` folds compose's
+per-container lines) and hands it over with a failure, so nothing is lost.
 """
 from __future__ import annotations
 
@@ -16,16 +17,43 @@ from .engine import DEFAULT, QUICK, SETUP_HINT, CommandTimeout, label  # the eng
 from .errors import LabError
 
 
+class CommandFailed(LabError):
+    """A command that failed; ``output``: what it printed, when that was kept rather than shown."""
+
+    def __init__(self, message: str, output: str = ""):
+        super().__init__(message)
+        self.output = output
+
+
+def _text(data) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else (data or "")
+
+
 def run_timed(argv: Sequence[str], timeout: float, *, what: str | None = None, **kwargs) -> subprocess.CompletedProcess:
-    """subprocess.run with a timeout that ends as a LabError naming the command."""
+    """subprocess.run with a timeout that ends as a LabError naming the command (with what it
+    printed until then, when that was kept)."""
     try:
         return subprocess.run(list(argv), timeout=timeout, **kwargs)
-    except subprocess.TimeoutExpired:
-        raise CommandTimeout(what or label(argv), timeout) from None
+    except subprocess.TimeoutExpired as exc:
+        err = CommandTimeout(what or label(argv), timeout)
+        err.output = _text(exc.output)
+        raise err from None
     except FileNotFoundError:
         if argv[0] == "docker":
             raise LabError(f"the docker command is not installed: install Docker Engine with Compose v2 ({SETUP_HINT})") from None
         raise LabError(f"the {argv[0]} command is not installed: install it and try again") from None
+
+
+def _streams(capture: bool, quiet: bool) -> dict:
+    """capture: stdout and stderr apart, to read; quiet: both as one, in order, kept instead of shown."""
+    if capture:
+        return {"capture_output": True}
+    return {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT} if quiet else {}
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def preflight() -> None:
@@ -47,24 +75,29 @@ def compose_argv(*args: str) -> list[str]:
     return ["docker", "compose", "-f", str(project.root() / "compose.yaml"), *args]
 
 
-def compose(*args: str, check: bool = True, capture: bool = False, input: str | None = None,
+def compose(*args: str, check: bool = True, capture: bool = False, quiet: bool = False, input: str | None = None,
             timeout: float | None = DEFAULT) -> subprocess.CompletedProcess:
-    """timeout=None only for `logs -f`, which runs until the user stops it."""
+    """timeout=None only for `logs -f`, which runs until the user stops it. quiet: its output is kept in
+    the result's stdout (for the caller to fold), and a failure carries it: nothing is lost."""
     argv = compose_argv(*args)
     what = label(["docker", "compose", *args])
+    streams = _streams(capture, quiet)
     if timeout is None:
-        proc = subprocess.run(argv, cwd=project.root(), env=env(), text=True, input=input, capture_output=capture)
+        proc = subprocess.run(argv, cwd=project.root(), env=env(), text=True, input=input, **streams)
     else:
-        proc = run_timed(argv, timeout, what=what, cwd=project.root(), env=env(), text=True, input=input,
-                         capture_output=capture)
+        proc = run_timed(argv, timeout, what=what, cwd=project.root(), env=env(), text=True, input=input, **streams)
     if check and proc.returncode != 0:
-        detail = (proc.stderr or "").strip().splitlines()[-1:] if capture else []
-        raise LabError(f"docker compose {' '.join(args[:2])} failed" + (f": {detail[0]}" if detail else ""))
+        detail = _last_line(proc.stderr if capture else proc.stdout if quiet else "")
+        raise CommandFailed(f"docker compose {' '.join(args[:2])} failed" + (f": {detail}" if detail else ""),
+                            (proc.stdout or "") if quiet else "")
     return proc
 
 
-def run(argv: Sequence[str], timeout: float, check: bool = True) -> subprocess.CompletedProcess:
-    proc = run_timed(argv, timeout, cwd=project.root(), env=env())
+def run(argv: Sequence[str], timeout: float, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
+    """quiet: as for compose()."""
+    proc = run_timed(argv, timeout, cwd=project.root(), env=env(), text=True, **_streams(False, quiet))
     if check and proc.returncode != 0:
-        raise LabError(f"`{' '.join(argv)}` failed with exit code {proc.returncode}")
+        detail = _last_line(proc.stdout) if quiet else ""
+        raise CommandFailed(f"`{' '.join(argv)}` failed with exit code {proc.returncode}"
+                            + (f": {detail}" if detail else ""), (proc.stdout or "") if quiet else "")
     return proc

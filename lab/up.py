@@ -1,6 +1,7 @@
 """`safeq-lab up`: PKI -> images -> primary and the doc's steps -> every service healthy.
 
-One deadline bounds the whole run; each step gets the time that is left.
+One deadline bounds the whole run; each step gets the time that is left. Each phase is one line
+with its elapsed time (lab.views.Phases); compose's own output is folded unless --verbose.
 """
 from __future__ import annotations
 
@@ -9,12 +10,10 @@ import time
 from pathlib import Path
 
 import pki
-from rich.markup import escape
-
 from . import admin, docker, engine, images, java_security, project, status, steps, topology
 from .deadline import Deadline
 from .errors import LabError
-from .views import console, print_summary, say
+from .views import Phases, console, print_summary, print_validation, say
 
 ADMIN_API_WAIT = 60  # the primary's admin API answers within seconds of the container starting
 
@@ -61,18 +60,26 @@ def wait_for_admin_api(deadline: Deadline) -> None:
         time.sleep(0.3)
 
 
-def apply_primary_steps(todo: list[steps.Step], deadline: Deadline) -> None:
-    with deadline.at("waiting for the primary's admin API"):
-        wait_for_admin_api(deadline)
-    for step in todo:
-        with deadline.at(f"primary setup: {step.title}"):
-            if step.unless and engine.exec_sh("primary", step.unless, check=False,
-                                              timeout=deadline.left(docker.DEFAULT)).returncode == 0:
-                console.print(f"    [dim]{escape(step.title)}: already done[/]")
-                continue
-            # escape: a sed script's [[:space:]] or a file name in brackets is not markup
-            console.print(f"    {escape(step.title)}\n    [dim]primary# {escape(step.command)}[/]")
-            engine.exec_sh("primary", step.command, input=step.stdin, timeout=deadline.left(docker.DEFAULT))
+def start_primary(phases: Phases, deadline: Deadline) -> None:
+    with phases.phase("primary started, its admin API answering"):
+        with deadline.at("starting primary"):
+            phases.show(docker.compose("up", "-d", "--no-build", "primary", timeout=deadline.left(),
+                                       quiet=phases.quiet))
+        with deadline.at("waiting for the primary's admin API"):
+            wait_for_admin_api(deadline)
+
+
+def apply_primary_steps(todo: list[steps.Step], deadline: Deadline, phases: Phases, title: str) -> None:
+    with phases.phase(title):
+        for step in todo:
+            with deadline.at(f"primary setup: {step.title}"):
+                if step.unless and engine.exec_sh("primary", step.unless, check=False,
+                                                  timeout=deadline.left(docker.DEFAULT)).returncode == 0:
+                    phases.note(f"{step.title}: already done")
+                    continue
+                phases.note(step.title)
+                phases.note(f"primary# {step.command}")
+                engine.exec_sh("primary", step.command, input=step.stdin, timeout=deadline.left(docker.DEFAULT))
 
 
 def prepare(deadline: Deadline) -> tuple[dict, topology.Topology]:
@@ -91,7 +98,8 @@ def prepare(deadline: Deadline) -> tuple[dict, topology.Topology]:
     return manifest, topo
 
 
-def run(policy: str, build: bool, timeout: float, java_security_file: str | None = None) -> None:
+def run(policy: str, build: bool, timeout: float, java_security_file: str | None = None,
+        verbose: bool = False) -> None:
     # A bad --java-security file is refused before anything starts.
     env = {**POLICY_ENV[policy], **java_security.compose_env(java_security_file)}
     deadline = Deadline(timeout)
@@ -100,28 +108,28 @@ def run(policy: str, build: bool, timeout: float, java_security_file: str | None
     if note:
         say(note)
     manifest, topo = prepare(deadline)
+    phases = Phases(verbose)
     if build:
-        images.build_all(say, deadline)
-    with deadline.at("starting primary"):
-        say("starting primary")
-        docker.compose("up", "-d", "--no-build", "primary", timeout=deadline.left())
+        images.build_all(phases, deadline)
+    start_primary(phases, deadline)
     if policy == "trusted-ca":
-        say("primary server setup (the doc's steps)")
-        apply_primary_steps(steps.primary_steps(manifest, primary_host_dir(project.pki_dir(), topo)), deadline)
-        converge(deadline)
+        todo = steps.primary_steps(manifest, primary_host_dir(project.pki_dir(), topo))
+        apply_primary_steps(todo, deadline, phases, "primary server setup: the doc's steps, as typed")
+        converge(deadline, phases)
+        print_validation(topo)
     else:
-        say("primary server setup: built-in certificates (no trusted-certificate setup needed)")
-        apply_primary_steps(steps.builtin_steps(), deadline)
-        start_builtin(deadline, topo)
+        apply_primary_steps(steps.builtin_steps(), deadline, phases,
+                            "primary server setup: built-in certificates (no trusted-certificate setup needed)")
+        start_builtin(deadline, topo, phases)
 
 
-def converge(deadline: Deadline) -> None:
-    say("starting gateway and client; waiting until all are healthy")
-    with deadline.at("starting gateway and client"):
+def converge(deadline: Deadline, phases: Phases) -> None:
+    with deadline.at("starting gateway and client"), phases.phase("endpoints: gateway and client started"):
         # Not `--wait`: a gateway reconnecting after the primary's restart may read unhealthy for a
         # moment; the services' own healthchecks, run now, are the verdict.
-        docker.compose("up", "-d", "--no-build", timeout=deadline.left())
-    with deadline.at("waiting until every service is healthy"):
+        phases.show(docker.compose("up", "-d", "--no-build", timeout=deadline.left(), quiet=phases.quiet))
+    with deadline.at("waiting until every service is healthy"), \
+            phases.phase("healthy: every service passes its own check"):
         failing, health_now = status.wait_converged(deadline.left())
         if failing:
             detail = "; ".join(f"{svc}: {why}" for svc, why in failing.items())
@@ -130,15 +138,17 @@ def converge(deadline: Deadline) -> None:
         print_summary(status.collect(health_now, timeout=deadline.left()))
 
 
-def start_builtin(deadline: Deadline, topo: topology.Topology) -> None:
-    say("starting gateway and client with built-in certificates")
-    with deadline.at("waiting for the primary to be healthy"):
+def start_builtin(deadline: Deadline, topo: topology.Topology, phases: Phases) -> None:
+    with deadline.at("waiting for the primary to be healthy"), phases.phase("primary healthy"):
         wait = str(max(1, int(deadline.left())))
-        docker.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", wait, "primary", timeout=deadline.left())
-    with deadline.at("starting gateway and client"):
-        docker.compose("up", "-d", "--no-build", "gateway", "client", timeout=deadline.left())
+        phases.show(docker.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", wait, "primary",
+                                   timeout=deadline.left(), quiet=phases.quiet))
+    with deadline.at("starting gateway and client"), phases.phase("endpoints: gateway and client started "
+                                                                  "with built-in certificates"):
+        phases.show(docker.compose("up", "-d", "--no-build", "gateway", "client", timeout=deadline.left(),
+                                   quiet=phases.quiet))
     names = {topo.service(name).host for name in ("gateway", "client")}
-    with deadline.at("waiting for gateway and client to register"):
+    with deadline.at("waiting for gateway and client to register"), phases.phase("endpoints registered"):
         while not names <= {ep.get("name") for ep in admin.lab_call("GET", "/api/v1/endpoints", timeout=deadline.left())}:
             if deadline.remaining() <= 0:
                 raise deadline.expired("gateway and client did not register with the primary: see `safeq-lab logs`")

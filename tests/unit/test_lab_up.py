@@ -1,9 +1,11 @@
 """`safeq-lab up --timeout S`: one deadline for the whole run; every docker call has a timeout."""
+import io
 import subprocess
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from lab import docker, engine, images, status, steps, topology
 from lab import up as lab_up
@@ -11,10 +13,12 @@ from lab.cli import main
 from lab.deadline import Deadline
 from lab.docker import CommandTimeout
 from lab.errors import LabError
+from lab.views import Phases
 
 TOPO = topology.parse({"name": "safeq-lab", "services": {
     "primary": {"hostname": "primary-host", "volumes": [{"type": "bind", "source": "/p/hosts/primary-host"}]},
     "gateway": {"hostname": "gateway-host"}, "client": {"hostname": "pcclient-host"}}}, Path("/p"))
+DONE = subprocess.CompletedProcess([], 0, stdout="")
 HINT = "raise --timeout, or see `safeq-lab status` and `safeq-lab logs SERVICE`"
 
 
@@ -35,7 +39,7 @@ class FakeDocker:
     def compose(self, *args, timeout=None, **kwargs):
         self.calls.append((args, self.clock.now, timeout))
         self.clock.now += self.cost
-        return subprocess.CompletedProcess(args, 0, stdout="[]", stderr="")
+        return subprocess.CompletedProcess(args, 0, stdout="", stderr="")
 
     def exec_sh(self, service, command, input=None, check=True, timeout=engine.DEFAULT):
         self.calls.append((("exec", service, command), self.clock.now, timeout))
@@ -45,10 +49,10 @@ class FakeDocker:
         self.clock.now += self.cost
         return engine.ExecResult(("sh", "-c", command), 0, "", "")
 
-    def run(self, argv, timeout, check=True):
+    def run(self, argv, timeout, check=True, quiet=False):
         self.calls.append((tuple(argv), self.clock.now, timeout))
         self.clock.now += self.cost
-        return subprocess.CompletedProcess(argv, 0)
+        return subprocess.CompletedProcess(argv, 0, stdout="")
 
 
 @pytest.fixture
@@ -174,7 +178,7 @@ def test_every_docker_call_in_lab_passes_a_timeout(monkeypatch, tmp_path):
     docker.preflight()
     docker.compose("down")
     docker.run(["bash", "x"], timeout=5)
-    images.build_all(lambda msg: None, Deadline(100))
+    images.build_all(Phases(console=Console(file=io.StringIO())), Deadline(100))
     with pytest.raises(LabError):  # empty output is not JSON; the call had its timeout all the same
         topology.load()
     assert seen and all(t is not None and t > 0 for _, t in seen), seen
@@ -186,8 +190,9 @@ def test_build_runs_every_image_build_and_nothing_else(monkeypatch):
     from lab import cli
     ran = []
     monkeypatch.setattr(docker, "preflight", lambda: None)
-    monkeypatch.setattr(docker, "run", lambda cmd, timeout: ran.append(("run", cmd[:2])))
-    monkeypatch.setattr(docker, "compose", lambda *args, timeout=None: ran.append(("compose", args)))
+    monkeypatch.setattr(docker, "run", lambda cmd, timeout, quiet: ran.append(("run", cmd[:2])) or DONE)
+    monkeypatch.setattr(docker, "compose",
+                        lambda *args, timeout=None, quiet=False: ran.append(("compose", args)) or DONE)
     result = CliRunner().invoke(cli.main, ["build", "--timeout", "60"])
     assert result.exit_code == 0, result.output
     assert ran == [("run", ["bash", ran[0][1][1]]), ("run", ["docker", "build"]), ("compose", ("build", "--quiet"))]
