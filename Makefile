@@ -4,7 +4,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab-up lab-down verify test unit infra images base-image venv bench clean help
+ENSURE_DOCKER ?= scripts/ensure-docker.sh
+# seconds for it: apt installs the engine on a fresh machine
+ENSURE_TIMEOUT ?= 1800
+
+.PHONY: lab-up lab-down verify test unit infra images base-image venv bench clean help docker-ready
 
 help:
 	@echo "make lab-up     start the lab (PKI, images, primary setup, all healthy)"
@@ -22,10 +26,21 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# A fresh Debian machine has no Docker: the script installs the engine with Compose v2 and starts
+# it (as root; elsewhere it says what to install). When both answer it is not run at all.
+# --foreground: sudo may ask for a password on the terminal.
+docker-ready:
+	@if timeout 20 docker info >/dev/null 2>&1 && timeout 20 docker compose version >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then timeout $(ENSURE_TIMEOUT) bash $(ENSURE_DOCKER); \
+	elif command -v sudo >/dev/null 2>&1; then \
+	  echo "make: Docker Engine or Compose v2 is missing here: running 'sudo $(ENSURE_DOCKER)' to install and start them (sudo may ask for your password)"; \
+	  timeout --foreground $(ENSURE_TIMEOUT) sudo bash $(ENSURE_DOCKER); \
+	else timeout $(ENSURE_TIMEOUT) bash $(ENSURE_DOCKER); fi
+
 base-image:
 	bash scripts/base-image.sh
 
-lab-up: $(STAMP)
+lab-up: docker-ready $(STAMP)
 	$(VENV)/bin/safeq-lab up
 
 lab-down: $(STAMP)
@@ -38,17 +53,17 @@ unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
 # The images first: the unit suite also judges the reference fixtures on the lab's own JRE 21.
-images: $(STAMP)
+images: docker-ready $(STAMP)
 	$(VENV)/bin/safeq-lab build
 
 # The lab is torn down whatever the checks say; the checks' result is the target's.
-infra: $(STAMP)
+infra: docker-ready $(STAMP)
 	$(VENV)/bin/safeq-lab up; rc=$$?; \
 	if [ $$rc -eq 0 ]; then $(VENV)/bin/safeq-lab verify; rc=$$?; fi; \
 	if [ $$rc -ne 0 ]; then $(VENV)/bin/safeq-lab status || true; $(VENV)/bin/safeq-lab logs || true; fi; \
 	$(VENV)/bin/safeq-lab down; exit $$rc
 
-test: images unit infra
+test: docker-ready images unit infra
 
 bench: $(STAMP)
 	$(PY) bench/bench_pki.py

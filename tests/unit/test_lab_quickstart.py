@@ -1,5 +1,6 @@
-"""First contact: `safeq-lab --version`, `safeq-lab` alone (the quick start), and the lab's files
-looked for outside a checkout."""
+"""First contact: `safeq-lab --version`, `safeq-lab` alone (the quick start), the lab's files
+looked for outside a checkout, and `make`'s own Docker set-up (scripts/ensure-docker.sh)."""
+import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -112,3 +113,67 @@ def test_verify_runs_the_checkouts_checks_with_a_timeout(monkeypatch):
     assert result.exit_code == 0
     assert seen["argv"][-3:] == [str(ROOT / "tests" / "infra"), "-m", "not scenario"]
     assert (seen["cwd"], seen["timeout"]) == (ROOT, cli.VERIFY_TIMEOUT)
+
+
+# -- make: Docker set up by the targets that need it -----------------------------------------------
+
+STUB = "#!/bin/sh\n{body}\n"
+
+
+@pytest.fixture
+def machine(tmp_path):
+    """A PATH of stubs: docker (answers or not), id (uid), sudo (present or not), and the set-up script."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "timeout"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    script = tmp_path / "ensure-docker.sh"
+    script.write_text(f'echo "ensure-docker ran as uid $(id -u)"; echo ran >> {tmp_path}/ran\n')
+
+    def run(docker_ok: bool, uid: int, sudo: bool) -> tuple[str, int]:
+        """What make printed, and how often the script ran."""
+        for name, body in (("docker", f"exit {0 if docker_ok else 1}"), ("id", f"echo ${{FAKE_UID:-{uid}}}")):
+            (bin_dir / name).write_text(STUB.format(body=body))
+            (bin_dir / name).chmod(0o755)
+        (bin_dir / "sudo").unlink(missing_ok=True)
+        if sudo:  # runs the command as root
+            (bin_dir / "sudo").write_text(STUB.format(body='FAKE_UID=0 exec "$@"'))
+            (bin_dir / "sudo").chmod(0o755)
+        proc = subprocess.run([shutil.which("make"), "-s", "-C", str(ROOT), "docker-ready", f"ENSURE_DOCKER={script}"],
+                              env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=60)
+        ran = (tmp_path / "ran").read_text().count("ran") if (tmp_path / "ran").exists() else 0
+        (tmp_path / "ran").unlink(missing_ok=True)
+        return proc.stdout + proc.stderr, ran
+    run.script = script
+    return run
+
+
+def test_make_leaves_a_working_docker_alone(machine):
+    assert machine(docker_ok=True, uid=1000, sudo=True) == ("", 0)
+
+
+def test_make_as_root_sets_docker_up_directly(machine):
+    assert machine(docker_ok=False, uid=0, sudo=True) == ("ensure-docker ran as uid 0\n", 1)  # no sudo line
+
+
+def test_make_as_a_user_asks_sudo_and_says_so_first(machine):
+    out, ran = machine(docker_ok=False, uid=1000, sudo=True)
+    assert ran == 1
+    assert out.splitlines() == [
+        f"make: Docker Engine or Compose v2 is missing here: running 'sudo {machine.script}' to install and start "
+        "them (sudo may ask for your password)",
+        "ensure-docker ran as uid 0"]
+
+
+def test_make_without_sudo_runs_the_script_for_its_message(machine):
+    assert machine(docker_ok=False, uid=1000, sudo=False) == ("ensure-docker ran as uid 1000\n", 1)
+
+
+def test_lab_up_and_test_need_docker_ready():
+    text = (ROOT / "Makefile").read_text()
+    targets = {line.split(":")[0]: line.split(":", 1)[1].split() for line in text.splitlines()
+               if line and not line[0].isspace() and ":" in line and "=" not in line}
+    assert "docker-ready" in targets["lab-up"] and "docker-ready" in targets["test"]
+    assert targets["test"].index("docker-ready") == 0
