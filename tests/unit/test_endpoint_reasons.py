@@ -142,3 +142,12 @@ def test_tls12_key_exchange_follows_the_servers_key(tmp_path, key, expected):
     from certkit.jsse import ecdhe_auth_type
     p = OpenSSLPKI(tmp_path)
     assert ecdhe_auth_type(p.root("Server", key=key).cert) == expected
+
+
+@pytest.mark.parametrize("version, major", [("21.0.13", 21), ("17.0.15", 17), ("1.8.0_402", 8), ("25-ea", 25),
+                                            (None, 0), ("", 0)])
+def test_java_major_reads_every_version_scheme(version, major):
+    from certkit.jsse import handshake_message, java_major
+    assert java_major(version) == major
+    said = handshake_message("certificate_unknown", "PKIX path building failed", version)
+    assert said == ("(certificate_unknown) PKIX path building failed" if major >= 21 else "PKIX path building failed")
