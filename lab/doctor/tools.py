@@ -1,7 +1,7 @@
 """The Java the doctor asks: keytool for the stores, the JRE validator for chain verdicts.
 
 The host's keytool and JRE when there are (the validator compiled with the host's javac into a
-cache under build/), else the lab image's (safeq-lab/base:latest) through ``docker run``; each
+cache: build/cache in a checkout, else ~/.cache/safeq-lab), else the lab image's (safeq-lab/base:latest) through ``docker run``; each
 says which it was, and why none could be used.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -96,16 +97,35 @@ def host_keytool() -> str | None:
 
 
 def validator_sources() -> list[Path]:
-    return sorted((project.root() / "images" / "base" / "java").rglob("*.java"))
+    """The validator's Java sources: a checkout's images/base/java, else the copy installed with
+    certkit (`pip install .` packs them as certkit.validator)."""
+    root = project.find()
+    if root is not None:
+        folder = root / "images" / "base" / "java" / "pkixjudge"
+    else:
+        folder = Path(str(resources.files("certkit.validator") / "pkixjudge"))
+    sources = sorted(folder.glob("*.java"))
+    if not sources:
+        raise ValidatorError(f"the JRE validator's sources are not installed ({folder}): reinstall safeq-pki-lab, "
+                             "or use --java docker")
+    return sources
+
+
+def cache_dir() -> Path:
+    """build/cache in a checkout; else the user's cache folder (a plain `pip install .`)."""
+    root = project.find()
+    if root is not None:
+        return root / "build" / "cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "safeq-lab"
 
 
 def compiled_classes(javac: str) -> Path:
-    """The validator compiled by ``javac``, cached under build/cache by sources and compiler."""
+    """The validator compiled by ``javac``, cached (cache_dir()) by sources and compiler."""
     sources = validator_sources()
     digest = hashlib.sha256(os.path.realpath(javac).encode())
     for src in sources:
         digest.update(src.read_bytes())
-    cache = project.root() / "build" / "cache"
+    cache = cache_dir()
     target = cache / f"pkixjudge-{digest.hexdigest()[:16]}"
     if (target / (MAIN_CLASS.replace(".", "/") + ".class")).is_file():
         return target

@@ -84,3 +84,23 @@ def test_what_verify_and_doctor_run_is_installed(venv):
     result = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True,
                             cwd=venv, timeout=120)
     assert (result.returncode, result.stdout) == (0, "True\n"), result.stderr
+
+
+def test_the_doctor_compiles_the_installed_validator_sources_outside_a_checkout(venv, tmp_path):
+    """No checkout around: the validator's sources come with certkit and compile into the user's cache."""
+    javac = shutil.which("javac")
+    if javac is None:
+        pytest.skip("no JDK here: the doctor would use the lab image's JRE instead")
+    code = ("import sys\nfrom lab.doctor import tools\n"
+            "sources = tools.validator_sources()\n"
+            "print(all('site-packages' in str(s) for s in sources), len(sources))\n"
+            "print(tools.compiled_classes(sys.argv[1]))")
+    env = {k: v for k, v in os.environ.items() if k not in ("SAFEQ_LAB_HOME", "VIRTUAL_ENV")}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    result = subprocess.run([str(venv / "bin" / "python"), "-c", code, javac], capture_output=True, text=True,
+                            cwd=tmp_path, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    packaged, classes = result.stdout.splitlines()
+    assert packaged == "True 2"
+    assert Path(classes).parent == tmp_path / "cache" / "safeq-lab"
+    assert (Path(classes) / "pkixjudge" / "Main.class").is_file()
