@@ -134,3 +134,16 @@ def ecdhe_auth_type(leaf) -> str:
     if isinstance(key, (ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)):
         return "ECDHE_ECDSA"
     return "ECDHE_RSA" if isinstance(key, rsa.RSAPublicKey) else "UNKNOWN"
+
+
+def java_sni(host: str) -> str | None:
+    """The server name a Java client sends (SNI) when it connects to ``host``: a host name with a
+    dot in it, not an address and not ending in a dot; none otherwise (JSSE's rule)."""
+    import ipaddress
+    name = host.strip("[]")
+    try:
+        ipaddress.ip_address(name)
+        return None
+    except ValueError:
+        pass
+    return name if "." in name.strip(".") and not name.endswith(".") else None

@@ -151,3 +151,11 @@ def test_java_major_reads_every_version_scheme(version, major):
     assert java_major(version) == major
     said = handshake_message("certificate_unknown", "PKIX path building failed", version)
     assert said == ("(certificate_unknown) PKIX path building failed" if major >= 21 else "PKIX path building failed")
+
+
+@pytest.mark.parametrize("host, sni", [("primary-host", None), ("safeq.corp.example", "safeq.corp.example"),
+                                       ("localhost", None), ("10.0.0.5", None), ("[::1]", None),
+                                       ("host.example.", None), (".example", None)])
+def test_sni_is_sent_as_java_sends_it(host, sni):
+    from certkit.jsse import java_sni
+    assert java_sni(host) == sni

@@ -205,11 +205,11 @@ def test_a_validator_that_cannot_answer_is_a_setup_error(pki, tmp_path, transpor
     assert not primary.done.wait(0.5)  # without a judge there is no connection at all
 
 
-def test_the_host_name_goes_in_sni_an_address_does_not(pki, tmp_path, jre, transport):
+def test_sni_as_a_java_client_sends_it_none_for_a_name_without_a_dot_or_an_address(pki, tmp_path, jre, transport):
     primary = Primary([pki["primary_direct"]], pki["root"])
     ok, why = session(tmp_path, primary.port, identity(pki, ["root"]), lambda: jre).probe()
     assert ok, why
-    assert primary.sni == ["localhost"]
+    assert primary.sni == [None]  # "localhost": no dot
     by_address = Primary([pki["primary_direct"]], pki["root"])
     ok, why = session(tmp_path, by_address.port, identity(pki, ["root"]), lambda: jre, host="127.0.0.1").probe()
     # As Java: no SNI for an address, and the address is looked for among the IP subjectAltNames.

@@ -10,7 +10,6 @@ primary's certificate is pinned on first use.
 """
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import ssl
@@ -25,7 +24,7 @@ from certkit import keychoice
 from certkit.certs import describe
 from certkit.jre import Validator, ValidatorError
 from certkit.inhandshake import Judging, JudgedVerify
-from certkit.jsse import auth_type, ecdhe_auth_type, java_reason
+from certkit.jsse import auth_type, ecdhe_auth_type, java_reason, java_sni
 from certkit.openssl import MOVING_WRITE_BUFFER, SSL, OpenSSLSocket
 from . import proto
 from .builtin import UNKNOWN_CERT_ALERTS, BuiltinIdentity, PinMismatch
@@ -157,10 +156,9 @@ def _connect_openssl(raw: socket.socket, host: str, identity: Identity, note: Ca
     choice = _CertificateChoice(identity, note)
     conn = choice.conn = SSL.Connection(choice.context, raw)
     conn.set_connect_state()
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:  # SNI for a host name only
-        conn.set_tlsext_host_name(host.encode("idna"))
+    sni = java_sni(host)
+    if sni:  # as a Java client: a dotted host name only
+        conn.set_tlsext_host_name(sni.encode("idna"))
 
     def judge(chain: list[x509.Certificate]):
         version, cipher = conn.get_protocol_version_name(), conn.get_cipher_name()
@@ -240,7 +238,7 @@ class Session:
     def register(self) -> None:
         ctx, _ = self.builtin.context(with_certificate=False)
         with socket.create_connection((self.host, self.port), timeout=CONNECT_SECONDS) as raw:
-            with ctx.wrap_socket(raw, server_hostname=self.host) as tls:
+            with ctx.wrap_socket(raw, server_hostname=java_sni(self.host)) as tls:
                 self.builtin.check_server(tls.getpeercert(binary_form=True))
                 proto.send(tls, self.builtin.register_message(self.role))
                 tls.settimeout(3 * proto.HEARTBEAT_SECONDS)
@@ -297,7 +295,7 @@ class Session:
         raw = socket.create_connection((self.host, self.port), timeout=CONNECT_SECONDS)
         tls = raw
         try:
-            tls = ctx.wrap_socket(raw, server_hostname=self.host)
+            tls = ctx.wrap_socket(raw, server_hostname=java_sni(self.host))
             der = tls.getpeercert(binary_form=True)
             peer = {**describe(x509.load_der_x509_certificate(der)), "verified": self.builtin.check_server(der)}
         except BaseException:
