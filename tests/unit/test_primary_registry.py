@@ -122,3 +122,34 @@ def test_refused_log_is_thread_safe():
     for t in threads:
         t.join()
     assert len(log.recent()) == 50
+
+
+def test_readers_do_not_wait_on_the_disk(reg, monkeypatch):
+    """A slow disk (fsync under load) holds up the change being written, not the admin API's reads."""
+    ep = reg.record("ab" * 32, "10.0.0.2", name="gateway-host", role="gateway")
+    entered, release = threading.Event(), threading.Event()
+    real_write = registry.fsio.atomic_write
+
+    def slow_write(path, data, mode):
+        entered.set()
+        assert release.wait(10)
+        real_write(path, data, mode)
+    monkeypatch.setattr(registry.fsio, "atomic_write", slow_write)
+    writer = threading.Thread(target=reg.update, args=(ep["id"],), kwargs={"reason": "slow"})
+    writer.start()
+    assert entered.wait(5)
+    done = threading.Event()
+    threading.Thread(target=lambda: (reg.all(), reg.get(ep["id"]), done.set()), daemon=True).start()
+    assert done.wait(2), "a read waited for the disk"
+    release.set()
+    writer.join(10)
+    assert json.loads(paths.ENDPOINTS.read_text())["endpoints"][ep["id"]]["reason"] == "slow"
+
+
+def test_the_newest_list_is_the_one_left_on_disk(reg):
+    ep = reg.record("cd" * 32, "10.0.0.3", name="client", role="client")
+    newer = reg._snapshot()
+    older_seq, older_data = newer[0] - 1, b'{"endpoints": {}}\n'
+    reg._write(*newer)
+    reg._write(older_seq, older_data)  # an older snapshot finishing last does not win
+    assert ep["id"] in json.loads(paths.ENDPOINTS.read_text())["endpoints"]

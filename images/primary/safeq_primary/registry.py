@@ -8,6 +8,8 @@ short in-memory RefusedLog, so that probes and scanners do not fill the list.
 from __future__ import annotations
 
 import collections
+import contextlib
+import json
 import threading
 import time
 import uuid
@@ -45,7 +47,11 @@ class Registry:
             ep["state"] = "disconnected"  # nobody is connected to a freshly started process
         self._sessions: dict[str, int] = {}
         self._last_write = 0.0
-        self._flush()
+        self._pen = threading.Lock()  # one writer at a time; never held with self.lock wanted
+        self._seq = self._written = 0
+        self._dirty = False
+        with self._changing():
+            self._flush()
 
     # --- lookups -----------------------------------------------------------------------------
     def get(self, ident: str) -> dict | None:
@@ -81,7 +87,7 @@ class Registry:
         if not sha256:
             raise ValueError("an endpoint record needs a certificate fingerprint; "
                              "list refused connections in RefusedLog instead")
-        with self.lock:
+        with self._changing():
             ep = self.by_fingerprint(sha256)
             if ep is None:
                 ep = {"id": str(uuid.uuid4()), "sha256": sha256, "trusted": False, "first_seen": now_iso()}
@@ -95,7 +101,7 @@ class Registry:
         """Decision, reason and other facts; trust changes go through trust()/untrust()."""
         if {"trusted", "auto_trusted"} & set(fields):
             raise ValueError("change trust with Registry.trust() or Registry.untrust()")
-        with self.lock:
+        with self._changing():
             ep = self.endpoints[ident]
             ep.update(fields)
             self._flush()
@@ -103,36 +109,59 @@ class Registry:
 
     def trust(self, ident: str) -> dict:
         """Trusted by an administrator: accepted from now on (built-in policy). KeyError if unknown."""
-        with self.lock:
+        with self._changing():
             ep = self.endpoints[ident]
             ep.update(trusted=True, auto_trusted=False, decision="accepted", reason=TRUSTED_REASON)
             self._flush()
             return dict(ep)
 
     def untrust(self, ident: str) -> dict:
-        with self.lock:
+        with self._changing():
             ep = self.endpoints[ident]
             ep.update(trusted=False, auto_trusted=False, decision="not-trusted", reason=UNTRUSTED_REASON)
             self._flush()
             return dict(ep)
 
     def connected(self, ident: str) -> None:
-        with self.lock:
+        with self._changing():
             self._sessions[ident] = self._sessions.get(ident, 0) + 1
             self.endpoints[ident]["state"] = "connected"
             self._flush()
 
     def disconnected(self, ident: str) -> None:
         """An endpoint may hold more than one session (a connection test beside the service)."""
-        with self.lock:
+        with self._changing():
             left = max(0, self._sessions.get(ident, 0) - 1)
             self._sessions[ident] = left
             self.endpoints[ident]["state"] = "connected" if left else "disconnected"
             self._flush()
 
+    @contextlib.contextmanager
+    def _changing(self):
+        """A change under the lock; the file is written after the lock is let go, so readers (the
+        admin API, handshakes) never wait on the disk. Writes land newest-last."""
+        with self.lock:
+            yield
+            snapshot = self._snapshot() if self._dirty else None
+        if snapshot is not None:
+            self._write(*snapshot)
+
     def _flush(self) -> None:
-        fsio.write_json(self.path, {"endpoints": self.endpoints})
+        """Under the lock: the list changed and goes to disk when the change is done."""
+        self._dirty = True
+
+    def _snapshot(self) -> tuple[int, bytes]:
+        self._dirty = False
+        self._seq += 1
         self._last_write = time.monotonic()
+        return self._seq, (json.dumps({"endpoints": self.endpoints}, indent=2, sort_keys=True) + "\n").encode()
+
+    def _write(self, seq: int, data: bytes) -> None:
+        with self._pen:
+            if seq <= self._written:  # a newer list is on disk already
+                return
+            fsio.atomic_write(self.path, data, fsio.FILE_MODE)
+            self._written = seq
 
 
 class RefusedLog:
