@@ -24,7 +24,8 @@ def builtin_lab(primary, gateway, client):
     lab_json("account", "auto-trust", "off")
     # New endpoints: drop the built-in certificates the gateway and client made before.
     assert lab("down").returncode == 0
-    subprocess.run(["docker", "volume", "rm", "safeq-lab_gateway-data", "safeq-lab_client-data"], capture_output=True)
+    subprocess.run(["docker", "volume", "rm", "safeq-lab_gateway-data", "safeq-lab_client-data"], capture_output=True,
+                   timeout=60)
     up = lab("up", "--no-build", "--policy", "built-in")
     assert up.returncode == 0, up.stderr
     yield
