@@ -18,7 +18,7 @@ from pathlib import Path
 
 from report import publish
 
-from lab import topology
+from lab import engine
 from safeqlab.records import current_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,40 +82,39 @@ def trust(name: str) -> None:
         time.sleep(1)
 
 
-def sample(container: str) -> tuple[int, int]:
+def sample(service: str) -> tuple[int, int]:
     """(threads, RSS KiB) of the primary's server process."""
     script = ("pid=$(cut -d' ' -f2 /run/safeqlab/safeq-cloud-server.state); "
               "grep -E '^(Threads|VmRSS):' /proc/$pid/status")
-    out = subprocess.run(["docker", "exec", container, "sh", "-c", script], capture_output=True, text=True,
-                         timeout=10).stdout
+    out = engine.exec_sh(service, script, timeout=10).stdout
     fields = dict(line.split(":", 1) for line in out.splitlines())  # VmRSS comes before Threads
     return int(fields["Threads"].split()[0]), int(fields["VmRSS"].split()[0])
 
 
-def endpoint_states(topo) -> tuple:
+def endpoint_states() -> tuple:
     states = []
     for svc, cmd in (("gateway", "safeq-gateway"), ("client", "safeq-client")):
-        out = subprocess.run(["docker", "exec", topo.service(svc).container, cmd, "status", "--json"],
-                             capture_output=True, text=True, timeout=10).stdout
+        out = engine.execute(svc, [cmd, "status", "--json"], timeout=10).stdout
         data = json.loads(out)
         states.append((data["state"], data["since"]))
     return tuple(states)
 
 
-def attack(topo, samples: list) -> dict:
-    primary = topo.service("primary").container
+def attack(samples: list) -> dict:
     done = threading.Event()
 
     def watch():
         t0 = time.monotonic()
         while not done.is_set():
-            samples.append((round(time.monotonic() - t0, 1), *sample(primary)))
+            samples.append((round(time.monotonic() - t0, 1), *sample("primary")))
             time.sleep(0.5)
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        out = subprocess.run(["docker", "exec", topo.service("ocsp").container, "python3", "-c", HOLD,
-                              str(CONNECTIONS)], capture_output=True, text=True, timeout=90, check=True).stdout
+        held = engine.execute("ocsp", ["python3", "-c", HOLD, str(CONNECTIONS)], timeout=90)
+        if held.returncode != 0:
+            raise SystemExit(f"the peer in the ocsp container failed: {held.stderr.strip()[-500:]}")
+        out = held.stdout
     finally:
         time.sleep(2)
         done.set()
@@ -128,18 +127,17 @@ def main() -> int:
     try:
         trust("gateway-host")
         trust("pcclient-host")
-        topo = topology.load()
         deadline = time.monotonic() + 60
-        while any(state != "connected" for state, _ in endpoint_states(topo)):
+        while any(state != "connected" for state, _ in endpoint_states()):
             if time.monotonic() > deadline:
                 raise SystemExit("gateway and client did not connect after being trusted")
             time.sleep(0.5)
-        before_states = endpoint_states(topo)
-        base_threads, base_rss = sample(topo.service("primary").container)
+        before_states = endpoint_states()
+        base_threads, base_rss = sample("primary")
         samples: list = []
-        result = attack(topo, samples)
-        after_threads, after_rss = sample(topo.service("primary").container)
-        stayed = endpoint_states(topo) == before_states
+        result = attack(samples)
+        after_threads, after_rss = sample("primary")
+        stayed = endpoint_states() == before_states
     finally:
         lab("down")
     peak_threads = max(s[1] for s in samples)
@@ -148,7 +146,7 @@ def main() -> int:
         "# Hostile peers: idle unauthenticated connections",
         "",
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
-        f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores. Reported, not asserted.",
+        f"{subprocess.run(['nproc'], capture_output=True, text=True, timeout=10).stdout.strip()} cores. Reported, not asserted.",
         f"{CONNECTIONS} connections from one peer without a certificate under the built-in policy, held idle.",
         "The primary caps unauthenticated connections (16 per address, 128 in all) and closes each at the",
         "first-message deadline (10 s after its handshake).",

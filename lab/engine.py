@@ -6,10 +6,12 @@ output is parsed. An engine that cannot be reached is one error: the preflight's
 """
 from __future__ import annotations
 
+import io
 import os
 import shlex
 import socket
 import struct
+import tarfile
 import threading
 import time
 from contextlib import contextmanager
@@ -317,3 +319,66 @@ def logs(service: str, tail: int | None = None, timeout: float = DEFAULT) -> str
     box = first(service, min(timeout, QUICK))
     with session(timeout, label(["docker", "logs", box.name])) as api:
         return api.logs(box.id, tail="all" if tail is None else tail).decode(errors="replace")
+
+
+# -- throwaway containers and files (the checks' own) -------------------------------------------
+
+def run_detached(image: str, timeout: float = DEFAULT) -> Container:
+    """`docker run -d --init --network none IMAGE`: a container of a lab image apart from the lab."""
+    with session(timeout, label(["docker", "run", "-d", "--init", "--network", "none", image])) as api:
+        cid = api.create_container(image, host_config=api.create_host_config(init=True, network_mode="none"))["Id"]
+        api.start(cid)
+        return _container(api.inspect_container(cid))
+
+
+def stop(box: Container, grace: int = 2, timeout: float = DEFAULT) -> tuple[int, bool]:
+    """`docker stop -t GRACE`; (exit code, killed for memory) as the engine then records them."""
+    with session(timeout, label(["docker", "stop", "-t", str(grace), box.name])) as api:
+        api.stop(box.id, timeout=grace)
+        state = api.inspect_container(box.id)["State"]
+        return int(state["ExitCode"]), bool(state.get("OOMKilled"))
+
+
+def remove(box: Container, timeout: float = DEFAULT) -> None:
+    with session(timeout, label(["docker", "rm", "-f", box.name])) as api:
+        api.remove_container(box.id, force=True)
+
+
+def remove_volumes(names: Sequence[str], timeout: float = DEFAULT) -> None:
+    """`docker volume rm NAME...`, leaving out the ones that do not exist."""
+    with session(timeout, label(["docker", "volume", "rm", *names])) as api:
+        for name in names:
+            try:
+                api.remove_volume(name)
+            except sdk.errors.NotFound:
+                continue
+
+
+def read_file(service: str, path: str, timeout: float = DEFAULT) -> bytes:
+    """`docker cp SERVICE:PATH -`: one file's bytes out of the service's running container."""
+    box = running(service, min(timeout, QUICK))
+    with session(timeout, label(["docker", "cp", f"{box.name}:{path}", "-"])) as api:
+        stream, _ = api.get_archive(box.id, path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            if member is None or not member.isfile():
+                raise LabError(f"{service}:{path} is not a file")
+            return tar.extractfile(member).read()
+
+
+def run_once(image: str, argv: Sequence[str], *, network: str, hostname: str, binds: dict[str, str],
+             environment: dict[str, str], timeout: float = DEFAULT) -> ExecResult:
+    """`docker run --rm` of a lab image on a lab network, waited for: its exit code and output."""
+    what = label(["docker", "run", "--rm", "--network", network, "--hostname", hostname, image, *argv])
+    with session(timeout, what) as api:
+        config = api.create_host_config(network_mode=network, binds=[f"{h}:{c}:ro" for h, c in binds.items()])
+        cid = api.create_container(image, list(argv), hostname=hostname, environment=environment,
+                                   host_config=config)["Id"]
+        try:
+            api.start(cid)
+            code = api.wait(cid, timeout=timeout)["StatusCode"]
+            out = api.logs(cid, stdout=True, stderr=False).decode(errors="replace")
+            err = api.logs(cid, stdout=False, stderr=True).decode(errors="replace")
+            return ExecResult(tuple(argv), int(code), out, err)
+        finally:
+            api.remove_container(cid, force=True)

@@ -52,6 +52,7 @@ class Service:
 class Topology:
     project: str
     services: tuple[Service, ...]  # in compose.yaml's order
+    network: str = ""              # the lab network's name (compose.yaml's networks: ... name:)
 
     @property
     def names(self) -> list[str]:
@@ -115,7 +116,10 @@ def parse(config: dict, pki_dir: Path, order: list[str] | None = None) -> Topolo
         raise LabError("`docker compose config` shows no project name or no services: check compose.yaml")
     listed = [s for s in order or [] if s in services]
     names = listed + sorted(set(services) - set(listed))
-    return Topology(project=name, services=tuple(_service(name, s, services[s], Path(pki_dir)) for s in names))
+    networks = config.get("networks") or {}
+    network = next(((net or {}).get("name") or key for key, net in networks.items()), "")
+    return Topology(project=name, services=tuple(_service(name, s, services[s], Path(pki_dir)) for s in names),
+                    network=network)
 
 
 _cache: dict[tuple[Path, Path], Topology] = {}

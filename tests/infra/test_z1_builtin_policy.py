@@ -1,11 +1,11 @@
 """Built-in certificates with endpoint authorization (the product default).
 The module switches the whole lab to the built-in policy and back to the doc's end state."""
 import json
-import subprocess
 
 import pytest
 
-from conftest import ROOT, host, lab, lab_json, wait_for
+from conftest import ROOT, TOPOLOGY, host, lab, lab_json, wait_for
+from lab import engine
 
 def health(target, command: str) -> bool:
     return target.run(command).rc == 0
@@ -24,8 +24,7 @@ def builtin_lab(primary, gateway, client):
     lab_json("account", "auto-trust", "off")
     # New endpoints: drop the built-in certificates the gateway and client made before.
     assert lab("down").returncode == 0
-    subprocess.run(["docker", "volume", "rm", "safeq-lab_gateway-data", "safeq-lab_client-data"], capture_output=True,
-                   timeout=60)
+    engine.remove_volumes([f"{TOPOLOGY.project}_gateway-data", f"{TOPOLOGY.project}_client-data"])
     up = lab("up", "--no-build", "--policy", "built-in")
     assert up.returncode == 0, up.stderr
     yield
@@ -74,10 +73,10 @@ def test_auto_trust_serves_a_new_endpoint_at_once(builtin_lab, manifest):
     lab_json("account", "auto-trust", "on")
     try:
         # A second gateway that the primary has never seen: its own container, built-in certificate.
-        out = subprocess.run(
-            ["docker", "run", "--rm", "--network", "safeq-lab", "--hostname", "gateway-2",
-             "-v", f"{ROOT}/build/pki/hosts/gateway-host:/pki:ro", "-e", "SAFEQ_ENDPOINT_CERTIFICATES=built-in",
-             "safeq-lab/gateway:latest", "safeq-gateway", "test-connection"], capture_output=True, text=True, timeout=60)
+        out = engine.run_once("safeq-lab/gateway:latest", ["safeq-gateway", "test-connection"],
+                              network=TOPOLOGY.network, hostname="gateway-2",
+                              binds={f"{ROOT}/build/pki/hosts/gateway-host": "/pki"},
+                              environment={"SAFEQ_ENDPOINT_CERTIFICATES": "built-in"}, timeout=60)
         assert out.returncode == 0, out.stdout + out.stderr
         assert out.stdout.strip().splitlines()[-1].startswith("ok: connected to primary-host:2560")
         ep = next(e for e in lab_json("endpoints", "list") if e["name"] == "gateway-2")

@@ -1,11 +1,11 @@
 """Trusted CA certificates on the account, and settings that persist. Each test puts the lab back."""
 import json
-import subprocess
 
 import pytest
 
 from certkit.jsse import PKIX
-from conftest import ROOT, container, endpoint, lab, lab_json, sha256_of, wait_for
+from conftest import ROOT, endpoint, lab, lab_json, sha256_of, wait_for
+from lab import engine
 
 VALIDATION = "PKIX path validation failed: java.security.cert.CertPathValidatorException: "
 NO_ANCHOR = f"{VALIDATION}Path does not chain with any of the trust anchors"
@@ -93,8 +93,7 @@ def test_bad_trusted_ca_import_is_refused_and_changes_nothing(primary, case, tmp
     primary.check_output(f"mkdir -p /tmp/bad && {make}")
     before = lab_json("account", "show")["trusted_cas"]
     local = tmp_path / make.split("/tmp/bad/")[-1].split()[0]
-    subprocess.run(["docker", "cp", f"{container('primary')}:/tmp/bad/{local.name}", str(local)],
-                   check=True, capture_output=True, timeout=60)
+    local.write_bytes(engine.read_file("primary", f"/tmp/bad/{local.name}"))
     proc = lab("account", "import-ca", str(local))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {expected}"

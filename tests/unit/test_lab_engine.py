@@ -298,3 +298,96 @@ def test_exec_from_threads_at_once(fake):
     for t in threads:
         t.join(5)
     assert results == {"a": "A", "b": "B"} and len(api.created) == 8
+
+
+# --- the checks' own throwaway containers and files ----------------------------------------------
+
+class ThrowawayApi:
+    """Records what a throwaway container went through."""
+
+    def __init__(self, exit_code=0, archive=b"", volumes=("v1",)):
+        self.calls, self.exit_code, self.archive, self.volumes = [], exit_code, archive, set(volumes)
+
+    def create_host_config(self, **kw):
+        return kw
+
+    def create_container(self, image, command=None, **kw):
+        self.calls.append(("create", image, command, kw))
+        return {"Id": "cid"}
+
+    def start(self, cid):
+        self.calls.append(("start", cid))
+
+    def stop(self, cid, timeout):
+        self.calls.append(("stop", cid, timeout))
+
+    def wait(self, cid, timeout):
+        return {"StatusCode": self.exit_code}
+
+    def logs(self, cid, stdout=True, stderr=True):
+        return b"out\n" if stdout else b"err\n"
+
+    def inspect_container(self, cid):
+        return {**inspect("throwaway"), "Id": cid, "State": {"Status": "exited", "ExitCode": self.exit_code,
+                                                             "OOMKilled": False}}
+
+    def remove_container(self, cid, force):
+        self.calls.append(("remove", cid, force))
+
+    def remove_volume(self, name):
+        if name not in self.volumes:
+            raise api_error(404, sdk.errors.NotFound)
+        self.calls.append(("remove-volume", name))
+
+    def get_archive(self, cid, path):
+        return iter([self.archive[:10], self.archive[10:]]), {}
+
+    def close(self):
+        pass
+
+
+def test_a_throwaway_container_runs_stops_and_goes(monkeypatch):
+    api = ThrowawayApi(exit_code=0)
+    monkeypatch.setattr(engine, "connect", lambda timeout: api)
+    box = engine.run_detached("safeq-lab/primary:latest")
+    assert engine.stop(box, grace=2) == (0, False)
+    engine.remove(box)
+    create = api.calls[0]
+    assert create[:2] == ("create", "safeq-lab/primary:latest")
+    assert create[3]["host_config"] == {"init": True, "network_mode": "none"}  # apart from the lab
+    assert [c[0] for c in api.calls] == ["create", "start", "stop", "remove"]
+    assert api.calls[2] == ("stop", "cid", 2)
+
+
+def test_run_once_waits_reports_and_always_removes(monkeypatch):
+    api = ThrowawayApi(exit_code=3)
+    monkeypatch.setattr(engine, "connect", lambda timeout: api)
+    result = engine.run_once("img", ["cmd", "arg"], network="lab-net", hostname="gw-2",
+                             binds={"/host/dir": "/pki"}, environment={"A": "1"})
+    assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
+    _, _, command, kw = api.calls[0]
+    assert command == ["cmd", "arg"] and kw["hostname"] == "gw-2" and kw["environment"] == {"A": "1"}
+    assert kw["host_config"] == {"network_mode": "lab-net", "binds": ["/host/dir:/pki:ro"]}
+    assert api.calls[-1] == ("remove", "cid", True)
+
+
+def test_missing_volumes_are_left_out(monkeypatch):
+    api = ThrowawayApi(volumes=("v1",))
+    monkeypatch.setattr(engine, "connect", lambda timeout: api)
+    engine.remove_volumes(["v1", "gone"])
+    assert api.calls == [("remove-volume", "v1")]
+
+
+def test_read_file_takes_the_one_file_out_of_the_engine_s_archive(fake, monkeypatch):
+    import io
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("garbage.cer")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"\x00\x01abc"))
+    fake([inspect("primary")])
+    api = ThrowawayApi(archive=buf.getvalue())
+    monkeypatch.setattr(engine, "running", lambda service, timeout=None: engine._container(inspect(service)))
+    monkeypatch.setattr(engine, "connect", lambda timeout: api)
+    assert engine.read_file("primary", "/tmp/bad/garbage.cer") == b"\x00\x01abc"

@@ -105,7 +105,7 @@ def topo() -> topology.Topology:
 
 
 def test_services_come_in_the_file_s_order_with_their_names_and_containers(topo):
-    assert topo.project == "safeq-lab"
+    assert (topo.project, topo.network) == ("safeq-lab", "safeq-lab")
     assert topo.names == ["ocsp", "primary", "gateway", "client"]
     assert [s.host for s in topo.services] == ["ocsp-host", "primary-host", "gateway-host", "pcclient-host"]
     assert [s.container for s in topo.services] == [f"safeq-lab-{n}-1" for n in topo.names]
