@@ -38,9 +38,13 @@ def pytest_runtest_makereport(item, call):
     report = yield
     if report.failed and call.when == "call":
         try:
+            # The server's threads, as it stands now (it dumps them to its container log on SIGUSR1).
+            engine.exec_sh("primary", "kill -USR1 $(cut -d' ' -f2 /run/safeqlab/safeq-cloud-server.state)",
+                           check=False, timeout=10)
+            time.sleep(0.5)
             text = engine.exec_sh("primary", "tail -n 40 /var/log/safeqcloud/server.log", check=False,
                                   timeout=10).stdout
-            supervisor = engine.logs("primary", tail=20, timeout=10)
+            supervisor = engine.logs("primary", tail=150, timeout=10)
         except (LabError, OSError) as exc:  # a lab that is gone says so in the report
             text, supervisor = f"(not readable: {exc})", ""
         report.sections.append(("primary server.log (tail)", f"{text}\n--- container log ---\n{supervisor}"))

@@ -12,8 +12,10 @@ This module carries bytes: the decision itself is policy.judge().
 """
 from __future__ import annotations
 
+import faulthandler
 import ipaddress
 import logging
+import signal
 import socket
 import ssl
 import sys
@@ -324,6 +326,8 @@ class Server:
 
 def main() -> int:
     util.setup_logging("safeq-cloud-server", str(paths.LOG))
+    # `kill -USR1 <pid>` writes every thread's stack to stderr (the container log): a hung server explains itself.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     stop = util.stop_event_on_signals()
     paths.RUN.mkdir(parents=True, exist_ok=True)
     try:
