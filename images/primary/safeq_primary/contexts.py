@@ -81,9 +81,9 @@ class Contexts:
     def _build(self, policy: str) -> ServerTLS:
         key, chain, state = self.identity(policy)
         if policy == "trusted-ca":
-            anchors = inbound_anchors()
-            log.info("Certificate policy trusted-ca: %d Trusted CA certificate(s) + the public CA bundle",
-                     len(anchors) - len(account.system_cas()))
+            trusted = trusted_cas()
+            anchors = trusted + account.system_cas()  # as inbound_anchors(), each file read once
+            log.info("Certificate policy trusted-ca: %d Trusted CA certificate(s) + the public CA bundle", len(trusted))
             tls = ServerTLS(key, chain, anchors, lambda sent: self.validator.judge(sent, anchors, "client"),
                             require=True)
         else:
