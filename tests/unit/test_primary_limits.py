@@ -161,3 +161,24 @@ def test_reaper_keeps_the_tls_object_of_an_ssl_socket(stop):
             assert tls._sslobj is not None
             with pytest.raises(OSError):
                 tls.do_handshake()
+
+
+def test_a_tls_connection_is_reaped_through_its_socket_and_the_reaper_lives_on(stop):
+    """The primary's TLS connections (certkit.openssl) are not sockets: their ``raw`` one is shut down."""
+    class Tls:
+        def __init__(self, raw):
+            self.raw = raw
+    deadlines = Deadlines(stop, tick=0.05)
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    a.settimeout(10)
+    c.settimeout(10)
+    with a, b, c, d:
+        deadlines.add(Tls(a), 0.1)
+        t, out = _blocked_recv(a)
+        t.join(3)
+        assert out == [b""]
+        deadlines.add(c, 0.1)  # the reaper still works after it
+        t2, out2 = _blocked_recv(c)
+        t2.join(3)
+        assert out2 == [b""] and deadlines._thread.is_alive()

@@ -82,7 +82,9 @@ class Deadlines:
         self._thread = threading.Thread(target=self._run, name="deadline-reaper", daemon=True)
         self._thread.start()
 
-    def add(self, sock: socket.socket, seconds: float) -> int:
+    def add(self, sock, seconds: float) -> int:
+        """``sock``: a socket, or a TLS connection over one (its ``raw`` socket is the one shut down)."""
+        sock = getattr(sock, "raw", sock)
         token = next(self._tokens)
         with self._lock:
             self._due[token] = (time.monotonic() + seconds, sock)
