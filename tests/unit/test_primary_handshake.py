@@ -17,6 +17,7 @@ pytest.importorskip("OpenSSL")
 
 from certkit.jre import ValidatorError  # noqa: E402
 from fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, OpenSSLPKI  # noqa: E402
+from certkit.certs import fingerprint  # noqa: E402
 from safeq_primary.contexts import builtin_verdict  # noqa: E402
 from safeq_primary.handshake import HandshakeRefused, ServerTLS  # noqa: E402
 from test_jre_support import UTC, jre, jre_classes, jre_java  # noqa: E402,F401  (fixtures)
@@ -146,7 +147,7 @@ def test_no_verdict_fails_closed(pki):
 
 
 def test_builtin_policy_registration_without_a_certificate_and_unknown_certificates(pki):
-    known = [pki["client"].cert]
+    known = frozenset({fingerprint(pki["client"].cert)})
     tls, _ = handshake(server_tls(pki, lambda c: builtin_verdict(c, known), require=False), [])
     assert tls.judged is None and tls.peer_chain() == []
     tls, _ = handshake(server_tls(pki, lambda c: builtin_verdict(c, known), require=False),

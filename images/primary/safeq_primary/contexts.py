@@ -41,11 +41,11 @@ def inbound_anchors() -> list:
     return trusted_cas() + account.system_cas()
 
 
-def builtin_verdict(chain: list[x509.Certificate], known: list[x509.Certificate]) -> Verdict:
+def builtin_verdict(chain: list[x509.Certificate], known: frozenset[str]) -> Verdict:
     """Built-in policy: an endpoint's self-generated certificate is trusted as itself, once an
-    administrator has trusted it (registered certificates are the only anchors)."""
+    administrator has trusted it (registered certificates, by fingerprint, are the only anchors)."""
     leaf = chain[0]
-    if any(fingerprint(leaf) == fingerprint(k) for k in known):
+    if fingerprint(leaf) in known:
         return Verdict(ok=True, anchor=leaf.subject.rfc4514_string(), path=(leaf,))
     return Verdict(ok=False, exception="sun.security.validator.ValidatorException", message=PKIX,
                    certificate_exception=True)
@@ -90,7 +90,8 @@ class Contexts:
             # Registration comes without a client certificate; registered built-in certificates are anchors.
             known = [x509.load_pem_x509_certificate(p.encode()) for p in self.registry.builtin_certificates()]
             log.info("Certificate policy built-in: %d registered endpoint certificate(s)", len(known))
-            tls = ServerTLS(key, chain, known, lambda sent: builtin_verdict(sent, known), require=False)
+            fingerprints = frozenset(fingerprint(k) for k in known)  # once per context, not per handshake
+            tls = ServerTLS(key, chain, known, lambda sent: builtin_verdict(sent, fingerprints), require=False)
         self.status.update(state=state, policy=policy, serving=describe(chain[0]))
         fsio.write_json(paths.STATUS, self.status)
         return tls
