@@ -16,7 +16,7 @@ from pki.cli import pki_group
 from pki.cli import reports_errors as pki_reports_errors
 from pki.database import DB_PATH
 
-from . import admin, docker, images, project, spec, status, up as lab_up
+from . import admin, docker, images, labstate, project, spec, status, up as lab_up
 from .deadline import Deadline
 from .errors import LabError
 from .views import Phases, print_endpoints, print_refused, print_summary, say
@@ -71,19 +71,27 @@ main.add_command(admin.endpoints, name="endpoints")
 
 
 @main.command()
-@click.option("--policy", type=click.Choice(["trusted-ca", "built-in"]), default="trusted-ca", show_default=True,
-              help="Certificate policy for the whole lab: trusted-ca (the doc's end state) or built-in (the product default).")
+@click.option("--policy", type=click.Choice(["trusted-ca", "built-in"]), default=None,
+              help="Certificate policy for the whole lab: trusted-ca (the doc's end state; the default) or built-in "
+                   "(the product default). With --spec, the spec's [account] policy unless given.")
 @click.option("--build/--no-build", default=True, help="Build images before starting (fast when cached).")
 @click.option("--timeout", default=600, show_default=True, type=click.IntRange(min=1), metavar="S",
               help="Seconds the whole run may take, builds included, until every service is healthy.")
 @click.option("--java-security", metavar="FILE|=FILE",
               help="A java.security for the JREs of primary, gateway and client: FILE adds to / overrides "
                    "the JRE's own, =FILE replaces it whole.")
+@click.option("--spec", "spec_file", metavar="FILE",
+              help="Run on your own files (a spec: `safeq-lab spec template`), checked by the doctor first; "
+                   "without it the lab's own PKI.")
+@click.option("--force", is_flag=True, help="With --spec: start even when the doctor finds errors (to show the failure).")
 @click.option("-v", "--verbose", is_flag=True, help="Show compose's and the builds' own output as it comes.")
 @reports_errors
-def up(policy: str, build: bool, timeout: int, java_security: str | None, verbose: bool) -> None:
-    """Start the lab: PKI if missing, images, primary setup steps, all services healthy."""
-    lab_up.run(policy, build, timeout, java_security, verbose=verbose)
+def up(policy: str | None, build: bool, timeout: int, java_security: str | None, spec_file: str | None, force: bool,
+       verbose: bool) -> None:
+    """Start the lab: PKI if missing (or a spec's files), images, primary setup steps, all services healthy."""
+    if force and spec_file is None:
+        raise click.UsageError("--force goes with --spec FILE (the lab's own PKI needs no doctor)")
+    lab_up.run(policy, build, timeout, java_security, verbose=verbose, spec_file=spec_file, force=force)
 
 
 @main.command()
@@ -170,8 +178,8 @@ def spec_template() -> None:
 @spec_group.command("show")
 @reports_errors
 def spec_show() -> None:
-    """Print the lab's own spec (its generated PKI, SAFEQ_PKI_DIR or build/pki), paths absolute."""
-    click.echo(spec.to_toml(spec.lab_spec(project.pki_dir())), nl=False)
+    """Print the running lab's spec (its generated PKI, or the spec `up --spec` staged), paths absolute."""
+    click.echo(spec.to_toml(labstate.current().spec()), nl=False)
 
 
 @main.command()
@@ -184,20 +192,23 @@ def spec_show() -> None:
                                       "the lab image's; host; docker = the lab image's (safeq-lab/base:latest).")
 @reports_errors
 def doctor(spec_file: str | None, as_json: bool, expiry_days: int, java_choice: str) -> None:
-    """Check a spec's files as the product's JREs would judge them (no argument: the lab's own PKI).
+    """Check a spec's files as the product's JREs would judge them (no argument: the running lab's).
 
     Exit 0: nothing above info; 1: warnings; 2: errors (or a spec that cannot be read)."""
     from .doctor import findings as report, runner, tools
 
-    checked = spec.load(spec_file) if spec_file else spec.lab_spec(project.pki_dir())
+    checked = spec.load(spec_file) if spec_file else labstate.current().spec()
     java = tools.detect(java_choice)
-    found = runner.run(checked, java, expiry_days=expiry_days)
+    result = runner.check(checked, java, expiry_days=expiry_days)
+    found = result.findings
     if as_json:
-        click.echo(report.to_json(found, java.describe(), checked.source))
+        click.echo(report.to_json(found, java.describe(), checked.source, result.connections))
     else:
         click.echo(f"doctor: {checked.source}")
         for item in report.ordered(found):
             click.echo(report.line(item, checked.base))
+        for connection in result.connections:
+            click.echo(f"connection  {report.connection_line(connection)}")
         click.echo(f"checked with {java.summary()}")
         click.echo(report.summary(found))
     sys.exit(report.exit_code(found))

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from typing import Sequence
 
-from . import engine, project
+from . import engine, labstate, project
 from .engine import DEFAULT, QUICK, SETUP_HINT, CommandTimeout, label  # the engine's timeouts, for compose too
 from .errors import LabError
 
@@ -67,7 +67,8 @@ def preflight() -> None:
 
 
 def env() -> dict[str, str]:
-    return dict(os.environ, SAFEQ_PKI_DIR=str(project.pki_dir()))
+    """compose.yaml's variables for the lab `up` started last (lab.labstate)."""
+    return dict(os.environ, **labstate.current().compose_env())
 
 
 def compose_argv(*args: str) -> list[str]:

@@ -22,7 +22,6 @@ import pki
 from pki.export import CONTAINER_PKI_DIR
 
 from .errors import LabError
-from .steps import primary_entity
 
 POLICIES = ("trusted-ca", "built-in")
 TEMPLATE = Path(__file__).with_name("spec_template.toml")
@@ -251,6 +250,13 @@ def template() -> str:
 
 
 # --- the lab's own spec ---------------------------------------------------------------------------
+
+def primary_entity(manifest: dict) -> dict:
+    for ent in manifest["entities"]:
+        if ent["role"] == "primary":
+            return ent
+    raise LabError("the PKI has no entity with role primary: add one with `safeq-lab pki issue NAME --role primary`")
+
 
 def _container_path(host_dir: Path, value: str) -> str:
     """A path the gateway's container sees under /pki, as the host folder mounted there."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, Collection
 
 from safeqlab.records import current_record
 
@@ -116,8 +116,9 @@ def summary_rows(status: dict, topo: topology.Topology | None = None) -> list[tu
     return rows
 
 
-def wait_converged(timeout: float) -> tuple[dict[str, str], dict[str, bool]]:
-    """Until every running service passes its healthcheck at once, for at most ``timeout`` s.
+def wait_converged(timeout: float, expected_down: Collection[str] = ()) -> tuple[dict[str, str], dict[str, bool]]:
+    """Until every running service passes its healthcheck at once (but the services in ``expected_down``,
+    whose connection the doctor foresaw refused), for at most ``timeout`` s.
 
     Returns what still fails (service -> why) and the last result per container, for collect()."""
     deadline = time.monotonic() + timeout
@@ -131,6 +132,6 @@ def wait_converged(timeout: float) -> tuple[dict[str, str], dict[str, bool]]:
             results[box.name] = ok
             if not ok:
                 failing[box.service] = why or box.state
-        if not failing or time.monotonic() > deadline:
+        if not set(failing) - set(expected_down) or time.monotonic() > deadline:
             return failing, results
         time.sleep(0.5)

@@ -10,10 +10,12 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from certkit.certs import load_cert_file
+
 from .errors import LabError
+from .spec import Account, Spec
 
 # Paths inside the primary container (tests point them at a temp folder).
 PKI_MOUNT = "/pki"
@@ -31,11 +33,17 @@ class Step:
     unless: str | None = None  # skip when this command succeeds (makes `up` re-runnable)
 
 
-def primary_entity(manifest: dict) -> dict:
-    for ent in manifest["entities"]:
-        if ent["role"] == "primary":
-            return ent
-    raise LabError("the PKI has no entity with role primary: add one with `safeq-lab pki issue NAME --role primary`")
+def in_container(path: Path, host_dir: Path) -> str:
+    """Where the primary sees a file of its host folder: under /pki."""
+    try:
+        return f"{PKI_MOUNT}/{path.relative_to(host_dir).as_posix()}"
+    except ValueError:
+        raise LabError(f"{path} is not in {host_dir}, the folder the primary mounts: stage the spec again "
+                       "(`safeq-lab up --spec FILE`)") from None
+
+
+def sha256(path: Path) -> str:
+    return load_cert_file(path).fingerprint(hashes.SHA256()).hex(":").upper()
 
 
 def sed_setting(key: str, value: str) -> str:
@@ -46,26 +54,44 @@ def sed_setting(key: str, value: str) -> str:
     return f"s|^\\([[:space:]]*{key}[[:space:]]*[=:]\\).*|\\1 {replacement}|"
 
 
-def primary_steps(manifest: dict, host_dir: Path) -> list[Step]:
-    """``host_dir``: the folder the primary sees at /pki."""
-    ent = primary_entity(manifest)
-    source, pfx = f"{PKI_MOUNT}/{ent['name']}.pfx", f"{CONF_DIR}/{ent['name']}.pfx"
-    conf, root_file = f"{CONF_DIR}/application.conf", f"{PKI_MOUNT}/cacert.crt"
-    root = x509.load_pem_x509_certificate((host_dir / "cacert.crt").read_bytes())
-    root_sha = root.fingerprint(hashes.SHA256()).hex(":").upper()
-    ca_files = " ".join(q(f"{PKI_MOUNT}/{p.name}") for p in sorted(host_dir.glob("*.cer")))
+def cacerts_steps(files: tuple[Path, ...], host_dir: Path) -> list[Step]:
+    """The doc's keytool command per root CA file; with several files each gets its own -alias
+    (keytool's default alias, mykey, can be used once)."""
+    out = []
+    for path in files:
+        alias = f" -alias {q(path.stem.lower())}" if len(files) > 1 else ""
+        out.append(Step(f"Import {path.name} into the Java cacerts (password changeit, answer yes)",
+                        f"{q(KEYTOOL)} -importcert -file {q(in_container(path, host_dir))}{alias} -keystore {q(CACERTS)}",
+                        stdin="changeit\nyes\n",
+                        unless=f"{q(KEYTOOL)} -list -keystore {q(CACERTS)} -storepass changeit | grep -q {q(sha256(path))}"))
+    return out
+
+
+def ocsp_steps(account: Account) -> list[Step]:
+    """The account's revocation setting, as the spec gives it (the lab PKI's own: checks off)."""
+    url = f" --url {q(account.ocsp_url)}" if account.ocsp_url else " --no-url"
+    return [Step(f"Account: OCSP revocation checks {'on' if account.ocsp else 'off'}",
+                 f"safeq-admin account ocsp {'on' if account.ocsp else 'off'}{url}")]
+
+
+def primary_steps(spec: Spec, host_dir: Path) -> list[Step]:
+    """The doc's steps for ``spec`` (trusted CA policy); ``host_dir``: the folder the primary sees at /pki,
+    which holds every file of the [primary] and [account] tables."""
+    source = in_container(spec.primary.keystore, host_dir)
+    pfx, conf = f"{CONF_DIR}/{spec.primary.keystore.name}", f"{CONF_DIR}/application.conf"
+    ca_files = " ".join(q(in_container(p, host_dir)) for p in spec.account.trusted_cas)
+    trusted = [Step("Account: import the CA certificates under Trusted CA certificates",
+                    f"safeq-admin trusted-ca import {ca_files}", unless=f"safeq-admin trusted-ca contains {ca_files}")
+               ] if ca_files else []
     return [
         Step(f"Copy the PFX to {CONF_DIR}", f"cp {q(source)} {q(pfx)}"),
         Step("Make it readable (-rw-r--r--)", f"chmod 644 {q(pfx)}"),
         Step("Set default-keystore-file and default-keystore-password in application.conf",
              f"sed -i -e {q(sed_setting('default-keystore-file', pfx))} "
-             f"-e {q(sed_setting('default-keystore-password', ent['pfx_password']))} {q(conf)}"),
-        Step("Import the root CA into the Java cacerts (password changeit, answer yes)",
-             f"{q(KEYTOOL)} -importcert -file {q(root_file)} -keystore {q(CACERTS)}",
-             stdin="changeit\nyes\n",
-             unless=f"{q(KEYTOOL)} -list -keystore {q(CACERTS)} -storepass changeit | grep -q {q(root_sha)}"),
-        Step("Account: import the CA certificates under Trusted CA certificates",
-             f"safeq-admin trusted-ca import {ca_files}", unless=f"safeq-admin trusted-ca contains {ca_files}"),
+             f"-e {q(sed_setting('default-keystore-password', spec.primary.keystore_password))} {q(conf)}"),
+        *cacerts_steps(spec.primary.cacerts, host_dir),
+        *trusted,
+        *ocsp_steps(spec.account),
         Step("Account: certificate policy for internal communication = Use trusted CA certificates",
              "safeq-admin account set-policy trusted-ca"),
         Step("Restart the primary server", "systemctl restart safeq-cloud-server"),

@@ -6,7 +6,6 @@ mounts; everything in lab/ and the infra checks reads them from here.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +108,8 @@ def _service(project_name: str, name: str, cfg: dict, pki_dir: Path) -> Service:
 
 
 def parse(config: dict, pki_dir: Path, order: list[str] | None = None) -> Topology:
-    """`config`: the JSON of `docker compose config --format json`, run with SAFEQ_PKI_DIR=pki_dir."""
+    """`config`: the JSON of `docker compose config --format json`; ``pki_dir``: the folder whose host
+    folders the services mount (SAFEQ_LAB_FILES)."""
     name = config.get("name")
     services = config.get("services") or {}
     if not name or not services:
@@ -122,22 +122,23 @@ def parse(config: dict, pki_dir: Path, order: list[str] | None = None) -> Topolo
                     network=network)
 
 
-_cache: dict[tuple[Path, Path], Topology] = {}
+_cache: dict[tuple[Path, tuple], Topology] = {}
 
 
 def load() -> Topology:
-    """The topology, from one `docker compose config` per process (and PKI dir)."""
-    root, pki_dir = project.root(), project.pki_dir()
-    if (root, pki_dir) not in _cache:
-        _cache[(root, pki_dir)] = parse(_config(root, pki_dir), pki_dir,
-                                        file_order((root / "compose.yaml").read_text()))
-    return _cache[(root, pki_dir)]
+    """The topology, from one `docker compose config` per process (and lab: lab.labstate)."""
+    root, env = project.root(), docker.env()
+    key = (root, tuple(sorted(env.items())))
+    if key not in _cache:
+        _cache[key] = parse(_config(root, env), Path(env["SAFEQ_LAB_FILES"]),
+                            file_order((root / "compose.yaml").read_text()))
+    return _cache[key]
 
 
-def _config(root: Path, pki_dir: Path) -> dict:
+def _config(root: Path, env: dict[str, str]) -> dict:
     argv = ["docker", "compose", "-f", str(root / "compose.yaml"), "config", "--format", "json"]
-    proc = docker.run_timed(argv, CONFIG_TIMEOUT, what="docker compose config", cwd=root,
-                            env=dict(os.environ, SAFEQ_PKI_DIR=str(pki_dir)), capture_output=True, text=True)
+    proc = docker.run_timed(argv, CONFIG_TIMEOUT, what="docker compose config", cwd=root, env=env,
+                            capture_output=True, text=True)
     if proc.returncode != 0:
         detail = (proc.stderr or "").strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
         raise LabError(f"`docker compose config` cannot read compose.yaml ({detail[0]}): fix the file")

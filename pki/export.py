@@ -141,16 +141,18 @@ def write_entity_dir(
     write(edir / f"{name}.key.pem", certs.key_pem(key))
 
 
-def unattended_install_conf(name: str, pfx_password: str, truststore_password: str, primary_host: str) -> bytes:
+def unattended_install_conf(keystore: str, keystore_password: str, truststore: str, truststore_password: str,
+                            primary_host: str) -> bytes:
+    """The gateway's four trusted-certificate settings and the primary's address; file names as in /pki."""
     lines = [
         "# SAFEQ Cloud gateway unattended installation: trusted-certificate settings",
-        f'HCP_DEFAULT_KEYSTORE="{CONTAINER_PKI_DIR}/{name}.pfx"',
-        f'HCP_DEFAULT_KEYSTORE_PASSWORD="{pfx_password}"',
-        f'HCP_DEFAULT_TRUSTSTORE="{CONTAINER_PKI_DIR}/{TRUSTSTORE_NAME}"',
+        f'HCP_DEFAULT_KEYSTORE="{CONTAINER_PKI_DIR}/{keystore}"',
+        f'HCP_DEFAULT_KEYSTORE_PASSWORD="{keystore_password}"',
+        f'HCP_DEFAULT_TRUSTSTORE="{CONTAINER_PKI_DIR}/{truststore}"',
         f'HCP_DEFAULT_TRUSTSTORE_PASSWORD="{truststore_password}"',
         f'HCP_PRIMARY_SERVER_ADDRESS="{primary_host}:{PRIMARY_PORT}"',
     ]
-    return ("\n".join(lines) + "\n").encode("ascii")
+    return ("\n".join(lines) + "\n").encode()
 
 
 def write_host_dir(
@@ -175,7 +177,8 @@ def write_host_dir(
     elif role == "gateway":
         write(hdir / f"{name}.pfx", pfx)
         write(hdir / TRUSTSTORE_NAME, truststore_bytes)
-        write(hdir / "unattended-install.conf", unattended_install_conf(name, pfx_password, truststore_password, primary_host))
+        conf = unattended_install_conf(f"{name}.pfx", pfx_password, TRUSTSTORE_NAME, truststore_password, primary_host)
+        write(hdir / "unattended-install.conf", conf)
     elif role == "client":
         my = make_dir(hdir / "store" / "My")
         write(my / f"{name}.crt", pem(cert))

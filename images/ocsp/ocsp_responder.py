@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -119,7 +120,7 @@ def load_issuers(directory: Path) -> tuple[list[Issuer], Path]:
         config = json.loads(config_path.read_text())
         entries = config["issuers"]
         status_file = directory / config["status_file"]
-        assert isinstance(entries, list) and entries
+        assert isinstance(entries, list)  # empty: a spec's PKI, whose OCSP signers the lab does not have
     except OSError as exc:
         raise ConfigError(f"cannot read {config_path}: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError, AssertionError):
@@ -479,6 +480,8 @@ def health(directory: Path, port: int) -> int:
     except ConfigError as exc:
         print(f"unhealthy: {exc}")
         return 1
+    if not issuers:
+        return _answers(port)
     # Signer certificates carry no OCSP URL, so every request goes to this responder.
     checker = OcspChecker(custom_url=f"http://127.0.0.1:{port}", timeout=2.0)
     for issuer in issuers:
@@ -487,6 +490,23 @@ def health(directory: Path, port: int) -> int:
             print(f"unhealthy: {issuer.name}: {result.status}: {result.reason}")
             return 1
     print(f"ok: answering for {', '.join(i.name for i in issuers)}")
+    return 0
+
+
+def _answers(port: int) -> int:
+    """A responder for no CA still has to answer: a request it cannot parse gets malformedRequest."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=b"not an OCSP request",
+                                     headers={"Content-Type": "application/ocsp-request"})
+    try:
+        with urllib.request.urlopen(request, timeout=2) as reply:
+            answer = ocsp.load_der_ocsp_response(reply.read())
+    except (OSError, ValueError) as exc:
+        print(f"unhealthy: the responder does not answer ({exc})")
+        return 1
+    if answer.response_status != ocsp.OCSPResponseStatus.MALFORMED_REQUEST:
+        print(f"unhealthy: garbage was answered {answer.response_status.name}")
+        return 1
+    print("ok: answering, for no CA (the PKI's OCSP signers are not the lab's)")
     return 0
 
 

@@ -56,6 +56,13 @@ def summary(findings: list[Finding]) -> str:
     return f"{counts[ERROR]} error(s), {counts[WARNING]} warning(s), {counts[INFO]} note(s)"
 
 
-def to_json(findings: list[Finding], java: dict, spec: str) -> str:
+def connection_line(outcome) -> str:
+    """One endpoint's connection to the primary, as the doctor foresees it (a trust.Outcome)."""
+    what = "connects" if outcome.connects else f"refused by {outcome.refused_by}: {outcome.reason}"
+    return f"{outcome.role} {outcome.host}: {what}"
+
+
+def to_json(findings: list[Finding], java: dict, spec: str, connections: list = ()) -> str:
     return json.dumps({"spec": spec, "findings": [asdict(f) for f in ordered(findings)], "java": java,
+                       "connections": [dict(asdict(c), connects=c.connects) for c in connections],
                        "exit_code": exit_code(findings)}, indent=2)

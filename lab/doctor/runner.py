@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass, field
 
 from certkit.certs import fingerprint
 from certkit.jre import ValidatorError
@@ -37,8 +38,16 @@ def _named(found: material.Material) -> list:
     return found.named + trusted
 
 
-def run(spec: Spec, java: Java, *, expiry_days: int = 30, now: dt.datetime | None = None) -> list[Finding]:
-    """All findings for ``spec``; a spec or file that cannot be used at all raises SpecError."""
+@dataclass
+class Report:
+    findings: list[Finding]
+    connections: list[trust.Outcome] = field(default_factory=list)  # none without a JRE
+    material: material.Material | None = None
+
+
+def check(spec: Spec, java: Java, *, expiry_days: int = 30, now: dt.datetime | None = None) -> Report:
+    """All findings for ``spec``, and each endpoint's connection as the lab will show it; a spec or
+    file that cannot be used at all raises SpecError."""
     now = now or dt.datetime.now(dt.timezone.utc)
     try:
         found = material.load(spec, java)
@@ -53,9 +62,14 @@ def run(spec: Spec, java: Java, *, expiry_days: int = 30, now: dt.datetime | Non
     findings += certchecks.check(keys, _named(found), now, expiry_days)
     try:
         findings += trust.check(found, spec.primary.host, java.validator)
+        connections = trust.outcomes(found, spec.primary.host, java.validator) if java.validator else []
     except ValidatorError as exc:
         raise LabError(f"the JRE validator failed: {exc}: run the doctor again (--java host or docker)") from None
     findings += ocsp.check(found, spec.account)
     chains = [(cert, key.file) for key in keys for cert in key.chain]
     findings += lint.check(chains + _named(found))
-    return findings
+    return Report(findings, connections, found)
+
+
+def run(spec: Spec, java: Java, *, expiry_days: int = 30, now: dt.datetime | None = None) -> list[Finding]:
+    return check(spec, java, expiry_days=expiry_days, now=now).findings

@@ -11,10 +11,12 @@
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from cryptography import x509
 
 from certkit import keychoice
-from certkit.certs import cert_names, common_name, name_str
+from certkit.certs import cert_names, common_name, fingerprint, name_str
 from certkit.jre import Validator
 from certkit.jsse import EMPTY_CHAIN
 
@@ -110,3 +112,51 @@ def check(material: Material, host: str, validator: Validator | None) -> list[Fi
         if primary.usable and validator is not None:
             out += primary_judged(primary, ep, validator)
     return out
+
+
+# --- what the lab will show: each endpoint's connection, as the JREs decide it ------------------
+
+@dataclass(frozen=True)
+class Outcome:
+    """One endpoint's connection to the primary: made, or refused by one side with the JRE's words."""
+    host: str
+    role: str
+    sha256: str                    # the endpoint's certificate, as the primary records it
+    refused_by: str | None = None  # "primary", or the endpoint's own host name; None: it connects
+    reason: str | None = None      # the JRE's words for the refusal (its log adds the alert on JRE 21)
+
+    @property
+    def connects(self) -> bool:
+        return self.refused_by is None
+
+
+def _empty_truststore(material: Material, ep: Endpoint) -> bool:
+    """A truststore Java reads with no trustedCertEntry: the endpoint runs and its JRE refuses every server."""
+    return any(f.code == "truststore.no-trusted-entries" and f.file == str(ep.trust_file) for f in material.findings)
+
+
+def outcome(material: Material, ep: Endpoint, host: str, validator: Validator) -> Outcome | None:
+    """The endpoint judges the primary's chain first (TLS sends it first); then the primary judges the
+    chain the endpoint chooses to send. None: a machine that cannot start (its findings say why)."""
+    primary = material.primary
+    if not (primary.usable and ep.key.usable) or (ep.trust_failed and not _empty_truststore(material, ep)):
+        return None
+    leaf = fingerprint(ep.key.chain[0])
+    refused = lambda side, why: Outcome(ep.key.host, ep.key.role, leaf, side, why)  # noqa: E731
+    verdict = validator.judge(primary.chain, [] if ep.trust_failed else ep.anchors, "server", host=host)
+    if not verdict.ok:
+        return refused(ep.key.host, verdict.reason)
+    anchors = material.trusted_cas + material.system
+    chain, _ = offered(ep, anchors)
+    if chain is None:
+        return refused("primary", EMPTY_CHAIN)
+    verdict = validator.judge(chain, anchors, "client")
+    if not verdict.ok:
+        return refused("primary", verdict.reason)
+    return Outcome(ep.key.host, ep.key.role, leaf)
+
+
+def outcomes(material: Material, host: str, validator: Validator) -> list[Outcome]:
+    """Every endpoint whose machine can start, in the spec's order."""
+    found = (outcome(material, ep, host, validator) for ep in material.endpoints)
+    return [o for o in found if o is not None]

@@ -24,6 +24,16 @@ from pki.cli import pki_group
 pytest_plugins = ["test_ocsp_support"]
 
 OPENSSL = shutil.which("openssl")
+
+
+@pytest.fixture(autouse=True)
+def no_running_lab_state(tmp_path_factory, monkeypatch):
+    """build/lab.json of the checkout (a lab someone started) must not steer the unit tests."""
+    from lab import labstate
+    state = tmp_path_factory.mktemp("labstate") / "lab.json"
+    monkeypatch.setattr(labstate, "path", lambda: state)
+    return state
+
 KEYTOOL = shutil.which("keytool")
 
 

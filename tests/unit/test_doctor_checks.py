@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from certkit.jre import ValidatorError
-from fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, openssl
+from support.fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, openssl
 from lab import spec
 from lab.doctor import certchecks, findings, lint, runner, tools
 from test_doctor_support import Case, corp, doctor  # noqa: F401  (fixture)

@@ -7,66 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures_openssl import CA_EXT, SERVER_EXT
 from lab.doctor import material
-from test_doctor_support import GATEWAY_EXT, Case, Corp, corp, doctor  # noqa: F401  (fixture)
-
-
-def gateway_leaf_and_chain(c: Corp, leaf) -> list:
-    return [leaf, c.issuing, c.root]
-
-
-CASES = {
-    # name: (how the hand-over differs, {expected warning and error codes}, exit code)
-    "good": (lambda c: Case(c), set(), 0),
-    "pfx without the intermediate, only the root trusted": (
-        lambda c: Case(c, gateway=[c.gateway, c.root], trusted=[c.root]),
-        {"client.no-certificate-sent", "chain.incomplete"}, 2),
-    "pfx with only the leaf, only the root trusted": (
-        lambda c: Case(c, gateway=[c.gateway], trusted=[c.root]), {"client.no-certificate-sent"}, 2),
-    "pfx with only the leaf, the issuing CA trusted": (lambda c: Case(c, gateway=[c.gateway]), set(), 0),
-    "wrong password": (lambda c: Case(c, gateway_password="not-the-password"), {"pfx.wrong-password"}, 2),
-    "leaf without clientAuth": (
-        lambda c: Case(c, gateway=gateway_leaf_and_chain(c, c.odd("gw-server-only", SERVER_EXT))),
-        {"eku.client-auth-missing", "trust.endpoint-refused"}, 2),
-    "SAN not covering the host": (
-        lambda c: Case(c, primary=[c.odd("primary-elsewhere", SERVER_EXT + "subjectAltName = DNS:elsewhere\n"),
-                                   c.issuing, c.root]),
-        {"san.host-not-covered", "primary.self-check-failed"}, 2),
-    "expired": (
-        lambda c: Case(c, gateway=gateway_leaf_and_chain(
-            c, c.odd("gw-expired", GATEWAY_EXT, start="20200101000000Z", end="20210101000000Z"))),
-        {"validity.expired", "trust.endpoint-refused"}, 2),
-    "-nokeys truststore": (lambda c: Case(c, truststore="nokeys"), {"truststore.no-trusted-entries"}, 2),
-    "intermediate without CA:TRUE": (
-        lambda c: Case(c, gateway=[c.odd("gw-under-not-ca", GATEWAY_EXT, issuer=not_a_ca(c)), not_a_ca(c), c.root]),
-        {"ca.not-ca", "trust.endpoint-refused", "pkilint.pkix.ee_certificate_keycertsign_keyusage_set"}, 2),
-    "path length exceeded": (
-        lambda c: Case(c, gateway=[c.odd("gw-too-deep", GATEWAY_EXT, issuer=below_pathlen(c)), below_pathlen(c),
-                                   pathlen_zero(c), c.root]),
-        {"ca.path-length", "trust.endpoint-refused"}, 2),
-    "SHA-1 signature": (
-        lambda c: Case(c, gateway=gateway_leaf_and_chain(c, c.odd("gw-sha1", GATEWAY_EXT, md="sha1"))),
-        {"signature.sha1"}, 1),
-    "RSA key of 1024 bits": (
-        lambda c: Case(c, gateway=gateway_leaf_and_chain(c, c.odd("gw-rsa1024", GATEWAY_EXT, key="rsa:1024"))),
-        {"key.rsa-small"}, 1),
-    "ocsp on, no OCSP URL anywhere": (lambda c: Case(c, account_extra="ocsp = true"), {"ocsp.no-url"}, 1),
-    "ocsp on, a custom OCSP URL": (
-        lambda c: Case(c, account_extra='ocsp = true\nocsp_url = "http://ocsp.corp.example"'), set(), 0),
-}
-
-
-def not_a_ca(c: Corp):
-    return c.odd("Not-A-CA", CA_EXT.replace("CA:TRUE", "CA:FALSE"), issuer=c.root)
-
-
-def pathlen_zero(c: Corp):
-    return c.odd("PathLen-Zero-CA", CA_EXT.replace("CA:TRUE", "CA:TRUE, pathlen:0"), issuer=c.root)
-
-
-def below_pathlen(c: Corp):
-    return c.odd("Below-PathLen-Zero-CA", CA_EXT, issuer=pathlen_zero(c))
+from support.fixtures_openssl import CA_EXT
+from support.handover import CASES, CONNECTIONS, Case, Corp
+from test_doctor_support import corp, doctor  # noqa: F401  (fixture)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -159,3 +103,13 @@ def test_a_chain_out_of_order_is_taken_as_java_orders_it(corp, tmp_path):  # noq
     outcome = doctor(str(Case(corp, gateway=[corp.gateway, corp.root, corp.issuing]).write(tmp_path)))
     assert (outcome.exit_code, outcome.codes("warning", "error")) == (0, set())
     assert "chain.reordered" in outcome.codes("info")
+
+
+@pytest.mark.parametrize("name", list(CONNECTIONS))
+def test_connections_foreseen_as_the_jre_decides(corp, tmp_path, name):  # noqa: F811 (fixture)
+    report = doctor(str(CASES[name][0](corp).write(tmp_path))).report
+    seen = {c["role"]: None if c["connects"] else (c["refused_by"], c["reason"]) for c in report["connections"]}
+    gateway, client = CONNECTIONS[name]
+    assert seen["gateway"] == gateway or (gateway and seen["gateway"][0] == gateway[0]
+                                          and gateway[1] in seen["gateway"][1]), seen
+    assert seen["client"] == client or (client and client[1] in seen["client"][1]), seen

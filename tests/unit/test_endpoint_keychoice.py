@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from certkit import keychoice
-from fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, Issued, OpenSSLPKI
+from support.fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, Issued, OpenSSLPKI
 from safeqlab.endpoint import Identity, Session
 from safeqlab.service import StateFile
 from test_jre_support import UTC, jre, jre_classes, jre_java  # noqa: F401  (fixtures)

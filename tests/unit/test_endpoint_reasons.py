@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from certkit.jsse import EMPTY_CHAIN, PKIX, REPORTED, UNRECOGNIZED, auth_type, java_reason, reported, tls_reason
-from fixtures_openssl import OpenSSLPKI
+from support.fixtures_openssl import OpenSSLPKI
 from certkit.openssl import TLSFailure
 
 

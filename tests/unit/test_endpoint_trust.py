@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 
 from certkit.jre import ValidatorError
 from certkit.jsse import PKIX
-from fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, Issued, OpenSSLPKI
+from support.fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, Issued, OpenSSLPKI
 from safeqlab import endpoint, proto
 from safeqlab.endpoint import Identity, NotTrusted, Refused, Session
 from safeqlab.service import StateFile

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from certkit.jre import Validator, ValidatorError
-from fixtures_openssl import CA_EXT, CLIENT_EXT, OpenSSLPKI
+from support.fixtures_openssl import CA_EXT, CLIENT_EXT, OpenSSLPKI
 from test_jre_support import UTC, jre, jre_classes, jre_java  # noqa: F401  (fixtures)
 
 # Stand-ins for a misbehaving validator; each reads requests as the real one does.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from certkit.jre import Validator, Verdict
-from fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, OpenSSLPKI, verify
+from support.fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, OpenSSLPKI, verify
 from test_jre_support import UTC, jre, jre_classes, jre_java  # noqa: F401  (fixtures)
 
 VE = "sun.security.validator.ValidatorException"

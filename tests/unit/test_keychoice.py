@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from certkit.keychoice import canonical, choose, issuers, name_from_der
-from fixtures_openssl import CA_EXT, CLIENT_EXT, OpenSSLPKI, openssl
+from support.fixtures_openssl import CA_EXT, CLIENT_EXT, OpenSSLPKI, openssl
 
 
 @pytest.fixture(scope="module")

@@ -72,8 +72,9 @@ def started(monkeypatch):
         monkeypatch.setenv(var, "stale")  # restored after the test; a stale export must not leak in
     seen = {}
 
-    def prepare(deadline):
-        seen.update({var: os.environ[var] for var in VARS})
+    def prepare(spec_file, force, env, deadline):
+        # What compose will see: the shell's environment under the variables `up` sets (lab.docker.env).
+        seen.update({var: {**os.environ, **env}[var] for var in VARS})
         raise LabError("stopped after the environment was set")
     monkeypatch.setattr(lab_up, "prepare", prepare)
     monkeypatch.setattr(docker, "preflight", lambda: pytest.fail("docker touched before the file was checked"))
@@ -111,9 +112,7 @@ def compose_config(monkeypatch, env: dict[str, str]) -> dict:
     if shutil.which("docker") is None or subprocess.run(["docker", "compose", "version"], capture_output=True,
                                                         timeout=20).returncode != 0:
         pytest.skip("docker compose is not installed")
-    for var, value in env.items():
-        monkeypatch.setenv(var, value)
-    return topology._config(ROOT, Path("/srv/lab-pki"))["services"]
+    return topology._config(ROOT, dict(os.environ, SAFEQ_LAB_FILES="/srv/lab-pki", **env))["services"]
 
 
 def mounts(service: dict) -> list[tuple]:

@@ -1,4 +1,5 @@
 """The doc's application.conf edit, as `safeq-lab up` types it, read back by the primary's parser."""
+import dataclasses
 import json
 import os
 import shutil
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import pki
-from lab import steps
+from lab import spec as lab_spec, steps
 
 from safeq_primary import hocon
 
@@ -18,16 +19,20 @@ CONF = (Path(__file__).resolve().parents[2] / "images" / "primary" / "applicatio
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
+    """The lab PKI's spec, and the primary's host folder (what it mounts at /pki)."""
     root = tmp_path_factory.mktemp("pki")
     pki.init_pki(root)
-    return pki.load_manifest(root), root / "hosts" / "primary-host"
+    return lab_spec.lab_spec(root), root / "hosts" / "primary-host"
+
+
+def with_password(spec, password: str):
+    return dataclasses.replace(spec, primary=dataclasses.replace(spec.primary, keystore_password=password))
 
 
 @pytest.mark.parametrize("password", ["changeit", "it's|a&b c", "p@ss;word#1"])
 def test_sed_step_sets_both_settings_for_any_allowed_password(manifest, tmp_path, password):
     data, host_dir = manifest
-    data["entities"] = [dict(e, pfx_password=password) if e["role"] == "primary" else e for e in data["entities"]]
-    edit = next(s for s in steps.primary_steps(data, host_dir) if s.command.startswith("sed "))
+    edit = next(s for s in steps.primary_steps(with_password(data, password), host_dir) if s.command.startswith("sed "))
     conf = tmp_path / "application.conf"
     conf.write_text(CONF)
     subprocess.run(["sh", "-c", edit.command.replace(f"{steps.CONF_DIR}/application.conf", str(conf))], check=True)
@@ -37,18 +42,17 @@ def test_sed_step_sets_both_settings_for_any_allowed_password(manifest, tmp_path
     assert hocon.setting(parsed, "port") == "2560"  # the rest of the file is untouched
 
 
-def test_no_primary_entity_is_a_clear_error(manifest):
+def test_a_file_outside_the_primarys_folder_is_a_clear_error(manifest, tmp_path):
     from lab.errors import LabError
     data, host_dir = manifest
-    with pytest.raises(LabError, match="the PKI has no entity with role primary"):
-        steps.primary_steps(dict(data, entities=[e for e in data["entities"] if e["role"] != "primary"]), host_dir)
+    with pytest.raises(LabError, match=r"primary-host.pfx is not in .*, the folder the primary mounts: stage the spec"):
+        steps.primary_steps(data, tmp_path)
 
 
 def test_sed_step_keeps_quotes_and_backslashes_in_the_password(manifest, tmp_path):
     data, host_dir = manifest
     password = 'back\\slash "quoted" \\n & |'
-    data["entities"] = [dict(e, pfx_password=password) if e["role"] == "primary" else e for e in data["entities"]]
-    edit = next(s for s in steps.primary_steps(data, host_dir) if s.command.startswith("sed "))
+    edit = next(s for s in steps.primary_steps(with_password(data, password), host_dir) if s.command.startswith("sed "))
     conf = tmp_path / "application.conf"
     conf.write_text(CONF)
     subprocess.run(["sh", "-c", edit.command.replace(f"{steps.CONF_DIR}/application.conf", str(conf))], check=True)
@@ -94,9 +98,11 @@ def fake_container(tmp_path, host_dir, monkeypatch) -> tuple[Path, Path, dict]:
 
 def test_file_names_are_quoted_in_every_primary_step(manifest, tmp_path, monkeypatch):
     data, host_dir = manifest
-    data = dict(data, entities=[dict(e, name=NASTY_ENTITY) if e["role"] == "primary" else e
-                                for e in data["entities"]])
     mount, conf, env = fake_container(tmp_path, host_dir, monkeypatch)
+    data = dataclasses.replace(
+        data, primary=dataclasses.replace(data.primary, keystore=mount / f"{NASTY_ENTITY}.pfx",
+                                          cacerts=(mount / "cacert.crt",)),
+        account=dataclasses.replace(data.account, trusted_cas=tuple(sorted(mount.glob("*.cer")))))
     work = tmp_path / "cwd"
     work.mkdir()
     for step in steps.primary_steps(data, mount):
@@ -118,6 +124,7 @@ def test_file_names_are_quoted_in_every_primary_step(manifest, tmp_path, monkeyp
         ["keytool", "-importcert", "-file", str(mount / "cacert.crt"), "-keystore", cacerts],
         ["safeq-admin", "trusted-ca", "contains", *ca_files],
         ["safeq-admin", "trusted-ca", "import", *ca_files],
+        ["safeq-admin", "account", "ocsp", "off", "--no-url"],
         ["safeq-admin", "account", "set-policy", "trusted-ca"],
         ["systemctl", "restart", "safeq-cloud-server"],
     ]

@@ -181,7 +181,7 @@ def fake_config(calls, stdout=None, rc=0, stderr="", exc=None):
 
 @pytest.fixture
 def lab_env(monkeypatch):
-    monkeypatch.setenv("SAFEQ_PKI_DIR", str(PKI))
+    monkeypatch.setenv("SAFEQ_PKI_DIR", str(PKI))  # the lab's own PKI: no lab.json (see conftest)
     monkeypatch.setattr(topology, "_cache", {})
 
 
@@ -192,7 +192,7 @@ def test_load_runs_compose_config_once_with_the_pki_dir_and_a_timeout(monkeypatc
     assert first is second and len(calls) == 1
     argv, kwargs = calls[0]
     assert argv == ["docker", "compose", "-f", str(project.root() / "compose.yaml"), "config", "--format", "json"]
-    assert kwargs["env"]["SAFEQ_PKI_DIR"] == str(PKI) and kwargs["timeout"] == topology.CONFIG_TIMEOUT
+    assert kwargs["env"]["SAFEQ_LAB_FILES"] == str(PKI) and kwargs["timeout"] == topology.CONFIG_TIMEOUT
     assert first.names == ["ocsp", "primary", "gateway", "client"]
     assert first.service("gateway").pki_mount == "hosts/gateway-host"
 
@@ -228,14 +228,17 @@ def test_summary_ports_and_hosts_come_from_the_topology(topo):
 
 def test_host_dirs_are_checked_per_mounted_service(topo, tmp_path):
     for svc in topo.services:
-        (tmp_path / svc.pki_mount).mkdir(parents=True)
+        if svc.name != "primary":  # a missing folder is missing too
+            (tmp_path / svc.pki_mount).mkdir(parents=True)
     with pytest.raises(LabError) as err:
         up.check_host_dirs(tmp_path, topo)
     assert str(err.value) == (
-        f"the PKI in {tmp_path} lacks hosts/ocsp-host/responder.json, hosts/primary-host/cacert.crt, "
-        "hosts/gateway-host/unattended-install.conf, hosts/pcclient-host/store: "
+        f"the PKI in {tmp_path} lacks hosts/ocsp-host/responder.json, "
+        "hosts/primary-host, hosts/gateway-host/unattended-install.conf, hosts/pcclient-host/store: "
         "recreate it with `safeq-lab pki init --force`, or complete those folders")
+    (tmp_path / "hosts" / "primary-host").mkdir()
     for svc in topo.services:
-        (tmp_path / svc.pki_mount / up.HOST_DIR_PROOF[svc.name]).touch()
+        if svc.name in up.HOST_DIR_PROOF:
+            (tmp_path / svc.pki_mount / up.HOST_DIR_PROOF[svc.name]).touch()
     up.check_host_dirs(tmp_path, topo)
     assert up.primary_host_dir(tmp_path, topo) == tmp_path / "hosts" / "primary-host"

@@ -60,7 +60,7 @@ def lab(monkeypatch):
     clock = Clock()
     fake = FakeDocker(clock)
     monkeypatch.setattr(lab_up, "Deadline", lambda seconds: Deadline(seconds, clock=clock))
-    monkeypatch.setattr(lab_up, "prepare", lambda d: ({}, TOPO))
+    monkeypatch.setattr(lab_up, "prepare", lambda *args: lab_up.Plan(None, Path("/p"), TOPO))
     monkeypatch.setattr(docker, "compose", fake.compose)
     monkeypatch.setattr(docker, "run", fake.run)
     monkeypatch.setattr(engine, "exec_sh", fake.exec_sh)
@@ -74,7 +74,7 @@ def lab(monkeypatch):
 
 
 def converged(clock, failing=None, cost=3.0):
-    def wait(timeout):
+    def wait(timeout, expected_down=()):
         clock.now += cost
         return failing or {}, {}
     return wait
@@ -83,7 +83,7 @@ def converged(clock, failing=None, cost=3.0):
 def test_each_step_gets_the_time_that_is_left(lab, monkeypatch):
     clock, fake = lab
     waits = []
-    monkeypatch.setattr(status, "wait_converged", lambda timeout: waits.append((clock.now, timeout)) or ({}, {}))
+    monkeypatch.setattr(status, "wait_converged", lambda timeout, expected_down=(): waits.append((clock.now, timeout)) or ({}, {}))
     lab_up.run("trusted-ca", build=True, timeout=100)
     assert len(fake.calls) == 8  # 3 builds, up primary, admin API, 2 steps, up all
     for args, at, timeout in fake.calls:

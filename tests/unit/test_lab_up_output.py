@@ -187,12 +187,12 @@ def fake_lab(monkeypatch):
         said = "base-image: safeq-lab/os:trixie is present\n" if quiet and argv[0] == "bash" else ""
         return subprocess.CompletedProcess(argv, 0, stdout=said)
 
-    monkeypatch.setattr(lab_up, "prepare", lambda d: ({}, TOPO))
+    monkeypatch.setattr(lab_up, "prepare", lambda *args: lab_up.Plan(None, Path("/p"), TOPO))
     monkeypatch.setattr(docker, "compose", compose)
     monkeypatch.setattr(docker, "run", run)
     monkeypatch.setattr(engine, "exec_sh", lambda *a, **k: engine.ExecResult(("sh",), 0, "", ""))
     monkeypatch.setattr(engine, "connect", lambda timeout: pytest.fail("a unit test reached the Docker engine"))
-    monkeypatch.setattr(status, "wait_converged", lambda timeout: ({}, {}))
+    monkeypatch.setattr(status, "wait_converged", lambda timeout, expected_down=(): ({}, {}))
     monkeypatch.setattr(status, "collect", lambda *a, **k: {})
     monkeypatch.setattr(lab_up, "print_summary", lambda result: None)
     monkeypatch.setattr(steps, "primary_steps", lambda manifest, host_dir: [

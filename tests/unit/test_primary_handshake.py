@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 pytest.importorskip("OpenSSL")
 
 from certkit.jre import ValidatorError  # noqa: E402
-from fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, OpenSSLPKI  # noqa: E402
+from support.fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, OpenSSLPKI  # noqa: E402
 from certkit.certs import fingerprint  # noqa: E402
 from safeq_primary.contexts import builtin_verdict  # noqa: E402
 from safeq_primary.handshake import HandshakeRefused, ServerTLS  # noqa: E402

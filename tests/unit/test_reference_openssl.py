@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures_openssl import Issued, openssl
+from support.fixtures_openssl import Issued, openssl
 from test_reference_expected import OK, OPENSSL, SHA1_AT_LEVEL_2
 from test_reference_support import CASES, Side, reference_pki  # noqa: F401  (fixtures)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, Issued, OpenSSLPKI, openssl
+from support.fixtures_openssl import CA_EXT, CLIENT_EXT, SERVER_EXT, Issued, OpenSSLPKI, openssl
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "reference"
 
