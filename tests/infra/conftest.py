@@ -3,11 +3,15 @@
 A missing lab is a failure, not a skip: these checks exist to prove the lab works.
 Files named test_z* change the lab (policy, Trusted CA list, keystore) and put it
 back; they sort last so the checks of the doc's end state run first.
+
+The checks read the lab's files from its spec (lab.labstate): the lab's own PKI, or the
+spec `up --spec` staged. What each endpoint's connection must show is what the doctor
+foresees for that spec; checks that need the lab's own CA (marked lab_pki) are left out
+on a spec's files.
 """
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,19 +21,26 @@ import pytest
 import testinfra
 
 from certkit.certs import fingerprint, load_cert_file
-from lab import engine, topology
+from lab import engine, labstate, topology
 from lab.errors import LabError
 from safeqlab.records import current_record
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY = topology.load()  # compose.yaml: project name, services, container names
+LAB = labstate.current()    # which files the running lab uses
 
 
-def pytest_collection_modifyitems(items):
-    """test_z* files change the lab and put it back: `safeq-lab verify --quick` leaves them out."""
+def pytest_collection_modifyitems(config, items):
+    """test_z* files change the lab and put it back: `safeq-lab verify --quick` leaves them out.
+    On a spec's files, the checks that need the lab's own CA are not run."""
     for item in items:
         if item.path.name.startswith("test_z"):
             item.add_marker(pytest.mark.scenario)
+    if not LAB.own_pki:
+        left_out = [item for item in items if item.get_closest_marker("lab_pki")]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if not item.get_closest_marker("lab_pki")]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -66,18 +77,47 @@ def container(service: str) -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def lab_converged():
-    """Every service passes its own healthcheck now (not docker's lagging record)."""
+def lab_converged(doctor):
+    """Every service passes its own healthcheck now (not docker's lagging record), but those whose
+    connection the doctor foresees refused (a spec started with --force)."""
     from lab.status import wait_converged
-    failing, _ = wait_converged(60)
+    refused = {service_of(c.host) for c in doctor.connections if not c.connects}
+    failing, _ = wait_converged(60, refused)
+    failing = {svc: why for svc, why in failing.items() if svc not in refused}
     if failing:
         pytest.exit(f"the lab is not healthy, no check can run: {failing}", returncode=1)
 
 
 @pytest.fixture(scope="session")
 def manifest() -> dict:
+    """The lab's own PKI (lab_pki checks only)."""
     import pki
-    return pki.load_manifest(Path(os.environ.get("SAFEQ_PKI_DIR", ROOT / "build/pki")))
+    return pki.load_manifest(LAB.files)
+
+
+@pytest.fixture(scope="session")
+def spec():
+    """The spec of the files the lab mounts."""
+    return LAB.spec()
+
+
+@pytest.fixture(scope="session")
+def doctor(spec):
+    """The doctor's report on the lab's spec: its findings and each endpoint's connection."""
+    from lab.doctor import runner, tools
+    report = runner.check(spec, tools.detect("auto"))
+    assert report.material is not None and (report.connections or not spec.gateways), \
+        "no JRE to foresee the connections with: install a JRE or build the lab's images"
+    return report
+
+
+def in_container(path: Path, service: str) -> str:
+    """Where a service sees a file of its host folder (mounted at /pki)."""
+    return f"/pki/{path.relative_to(LAB.files / TOPOLOGY.service(service).pki_mount).as_posix()}"
+
+
+def service_of(host_name: str) -> str:
+    return next(svc.name for svc in TOPOLOGY.services if svc.host == host_name)
 
 
 def host(service: str):

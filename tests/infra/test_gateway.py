@@ -1,36 +1,26 @@
-"""Gateway in unattended mode: keystore, Java truststore, connection to the primary."""
-import json
+"""Gateway in unattended mode: keystore, Java truststore, connection to the primary (the spec's files)."""
 import re
 
+from certkit.certs import name_str
+from conftest import in_container
 
-def test_unattended_file_has_the_four_settings(gateway, manifest):
+
+def test_unattended_file_has_the_four_settings(gateway, spec):
     text = gateway.file("/pki/unattended-install.conf").content_string
-    gw = next(e for e in manifest["entities"] if e["name"] == "gateway-host")
-    ts = manifest["truststores"][0]
-    assert 'HCP_DEFAULT_KEYSTORE="/pki/gateway-host.pfx"' in text
-    assert f'HCP_DEFAULT_KEYSTORE_PASSWORD="{gw["pfx_password"]}"' in text
-    assert 'HCP_DEFAULT_TRUSTSTORE="/pki/acme-ca.pfx"' in text
-    assert f'HCP_DEFAULT_TRUSTSTORE_PASSWORD="{ts["password"]}"' in text
+    [gw] = spec.gateways
+    assert f'HCP_DEFAULT_KEYSTORE="{in_container(gw.keystore, "gateway")}"' in text
+    assert f'HCP_DEFAULT_KEYSTORE_PASSWORD="{gw.keystore_password}"' in text
+    assert f'HCP_DEFAULT_TRUSTSTORE="{in_container(gw.truststore, "gateway")}"' in text
+    assert f'HCP_DEFAULT_TRUSTSTORE_PASSWORD="{gw.truststore_password}"' in text
+    assert f'HCP_PRIMARY_SERVER_ADDRESS="{spec.primary.host}:2560"' in text
 
 
-def test_truststore_lists_the_root_as_trusted_cert_entry(gateway, manifest):
-    ts = manifest["truststores"][0]
-    out = gateway.check_output(f"keytool -list -v -storetype PKCS12 -keystore /pki/acme-ca.pfx -storepass '{ts['password']}'")
-    assert re.search(r"Your keystore contains 1 entry", out)
-    assert "Entry type: trustedCertEntry" in out
-    assert f"Owner: CN={manifest['cas'][0]['name']}" in out
-
-
-def test_gateway_connected_to_verified_primary(gateway):
-    state = json.loads(gateway.check_output("safeq-gateway status --json"))
-    assert state["state"] == "connected", state
-    assert state["peer"]["host"] == "primary-host"
-    assert state["peer"]["verified"] is True
-    assert state["peer"]["subject"].startswith("CN=primary-host")
-
-
-def test_gateway_session_sends_sni_as_java_would_and_tls12_or_better(primary):
-    from conftest import endpoint
-    gw = endpoint(primary, "gateway-host")
-    assert gw["sni"] is None  # a Java client sends no SNI for a host name without a dot (primary-host)
-    assert gw["tls"] in ("TLSv1.2", "TLSv1.3")
+def test_truststore_lists_what_the_doctor_trusts_as_trusted_cert_entries(gateway, spec, doctor):
+    [gw] = spec.gateways
+    out = gateway.check_output(f"keytool -list -v -storetype PKCS12 -keystore {in_container(gw.truststore, 'gateway')} "
+                               f"-storepass '{gw.truststore_password}'")
+    [endpoint] = [e for e in doctor.material.endpoints if e.key.role == "gateway"]
+    owners = re.findall(r"^Owner: (.*)$", out, re.M)
+    assert out.count("Entry type: trustedCertEntry") == len(endpoint.anchors) == len(owners), out
+    assert sorted(o.replace(" ", "") for o in owners) == sorted(name_str(a.subject).replace(" ", "")
+                                                                   for a in endpoint.anchors)
