@@ -43,7 +43,7 @@ class Primary:
 class Account:
     policy: str = "trusted-ca"
     trusted_cas: tuple[Path, ...] = ()
-    ocsp: bool = False
+    ocsp: bool | None = None  # None: the account's OCSP setting stays as it is
     ocsp_url: str | None = None
 
 
@@ -281,7 +281,7 @@ def _lab_gateway(host_dir: Path) -> dict:
 
 def lab_spec(pki_dir: str | Path) -> Spec:
     """The spec of the lab's generated PKI: the files each host folder holds (what `up` mounts and
-    the doc's steps use), the account as `up` sets it (trusted CA policy, OCSP checks off)."""
+    the doc's steps use), the account as `up` sets it (trusted CA policy; OCSP as the account has it)."""
     pki_dir = Path(pki_dir).resolve()
     if not pki.exists(pki_dir):
         raise SpecError(f"no lab PKI in {pki_dir}: create it with `safeq-lab pki init` (or set SAFEQ_PKI_DIR), "
@@ -293,9 +293,9 @@ def lab_spec(pki_dir: str | Path) -> Spec:
     data = {
         "primary": {"host": ent["name"], "keystore": str(primary_dir / f"{ent['name']}.pfx"),
                     "keystore_password": ent["pfx_password"], "cacerts": [str(primary_dir / "cacert.crt")]},
-        # The Trusted CA import of the doc's steps (lab/steps.py): every .cer of the primary's folder.
-        "account": {"policy": "trusted-ca", "trusted_cas": [str(p) for p in sorted(primary_dir.glob("*.cer"))],
-                    "ocsp": False},
+        # The Trusted CA import of the doc's steps (lab/steps.py): every .cer of the primary's folder. No
+        # OCSP key: the account keeps what `safeq-lab account ocsp` set.
+        "account": {"policy": "trusted-ca", "trusted_cas": [str(p) for p in sorted(primary_dir.glob("*.cer"))]},
         "gateway": [_lab_gateway(hosts / e["name"]) for e in manifest["entities"] if e["role"] == "gateway"],
         # The client's store stand-in; compose.yaml sets its subject to the host's name.
         "client": [{"host": e["name"], "store": str(hosts / e["name"] / "store"), "subject": e["name"]}

@@ -68,10 +68,12 @@ def cacerts_steps(files: tuple[Path, ...], host_dir: Path) -> list[Step]:
 
 
 def ocsp_steps(account: Account) -> list[Step]:
-    """The account's revocation setting, as the spec gives it (the lab PKI's own: checks off)."""
-    url = f" --url {q(account.ocsp_url)}" if account.ocsp_url else " --no-url"
-    return [Step(f"Account: OCSP revocation checks {'on' if account.ocsp else 'off'}",
-                 f"safeq-admin account ocsp {'on' if account.ocsp else 'off'}{url}")]
+    """The spec's revocation setting; a spec that gives none leaves the account's as it is (settings persist)."""
+    if account.ocsp is None and account.ocsp_url is None:
+        return []
+    state = "" if account.ocsp is None else f" {'on' if account.ocsp else 'off'}"
+    url = f" --url {q(account.ocsp_url)}" if account.ocsp_url else ""
+    return [Step(f"Account: OCSP revocation checks{state or ' (custom URL)'}", f"safeq-admin account ocsp{state}{url}")]
 
 
 def primary_steps(spec: Spec, host_dir: Path) -> list[Step]:

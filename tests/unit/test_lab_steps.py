@@ -124,7 +124,6 @@ def test_file_names_are_quoted_in_every_primary_step(manifest, tmp_path, monkeyp
         ["keytool", "-importcert", "-file", str(mount / "cacert.crt"), "-keystore", cacerts],
         ["safeq-admin", "trusted-ca", "contains", *ca_files],
         ["safeq-admin", "trusted-ca", "import", *ca_files],
-        ["safeq-admin", "account", "ocsp", "off", "--no-url"],
         ["safeq-admin", "account", "set-policy", "trusted-ca"],
         ["systemctl", "restart", "safeq-cloud-server"],
     ]
@@ -135,3 +134,16 @@ def test_ordinary_names_read_as_the_doc_types_them(manifest):
     commands = [s.command for s in steps.primary_steps(data, host_dir)]
     assert commands[0] == "cp /pki/primary-host.pfx /opt/safeqcloud/conf/primary-host.pfx"
     assert commands[4] == "safeq-admin trusted-ca import /pki/Acme-CA-Intermediate.cer /pki/Acme-CA-Root.cer"
+
+
+@pytest.mark.parametrize("ocsp, url, command", [
+    (None, None, None),  # the lab's own PKI: the account's OCSP settings persist across `up`
+    (True, None, "safeq-admin account ocsp on"),
+    (False, "http://ocsp.corp.example", "safeq-admin account ocsp off --url http://ocsp.corp.example"),
+    (None, "http://ocsp.corp.example/a b", "safeq-admin account ocsp --url 'http://ocsp.corp.example/a b'"),
+])
+def test_the_specs_ocsp_setting_is_typed_only_when_given(manifest, ocsp, url, command):
+    data, host_dir = manifest
+    data = dataclasses.replace(data, account=dataclasses.replace(data.account, ocsp=ocsp, ocsp_url=url))
+    typed = [s.command for s in steps.primary_steps(data, host_dir) if "account ocsp" in s.command]
+    assert typed == ([command] if command else [])

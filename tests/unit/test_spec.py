@@ -32,7 +32,7 @@ def test_the_template_is_a_valid_spec_with_every_table(folder):
     loaded = spec.load(folder / "corp.toml")
     assert loaded.primary == spec.Primary("primary-host", folder / "primary-host.pfx", "changeit",
                                           (folder / "Corp-Root-CA.cer",))
-    assert loaded.account == spec.Account("trusted-ca", (folder / "Corp-Root-CA.cer", folder / "Corp-Issuing-CA.cer"))
+    assert loaded.account == spec.Account("trusted-ca", (folder / "Corp-Root-CA.cer", folder / "Corp-Issuing-CA.cer"), ocsp=False)
     [gateway] = loaded.gateways
     assert (gateway.truststore, gateway.truststore_password) == (folder / "corp-ca.pfx", "corp-ca-pfx-password")
     [client] = loaded.clients
@@ -62,7 +62,7 @@ def test_the_lab_spec_names_the_files_the_lab_mounts(default_pki):
                                        (hosts / "primary-host" / "cacert.crt",))
     # Every CA of the chain goes under Trusted CA certificates (the doc's steps import the spec's files).
     assert [p.name for p in lab.account.trusted_cas] == sorted(f"{ca['name']}.cer" for ca in default_pki["cas"])
-    assert lab.account.policy == "trusted-ca" and lab.account.ocsp is False
+    assert lab.account.policy == "trusted-ca" and lab.account.ocsp is None  # the account's setting stays
     [gateway] = lab.gateways
     truststore = default_pki["truststores"][0]
     assert gateway == spec.Gateway("gateway-host", hosts / "gateway-host" / "gateway-host.pfx", "gateway-pfx-password",
