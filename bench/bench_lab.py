@@ -1,4 +1,5 @@
-"""Times the lab's life cycle: cold and warm `up`, `status`, `verify`, `down`. Reports, does not assert.
+"""Times the lab's life cycle: cold and warm `up`, `status`, `verify`, `down`, and an idle lab's CPU
+(bench_idle.py). Reports, does not assert.
 
 Cold: role and base images removed first (the Debian OS image and the build cache are kept;
 a machine's very first run adds debootstrap and the apt installs, about 2 minutes). Targets:
@@ -13,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench_idle import measure as idle_cpu, table as idle_table
 from report import publish
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +39,9 @@ def main() -> int:
         timed("status", LAB + ["status"]),
         timed("down", LAB + ["down"]),
         timed("warm up (no build)", LAB + ["up", "--no-build"]),
-        timed("down", LAB + ["down"]),
     ]
+    idle = idle_cpu()  # the lab just started is left idle: every service healthy, nothing happening
+    rows.append(timed("down", LAB + ["down"]))
     lines = [
         "# Lab life-cycle timings",
         "",
@@ -52,7 +55,7 @@ def main() -> int:
     for label, seconds, rc in rows:
         target = next((f"<= {t:g} s" for k, t in TARGETS.items() if label.startswith(k)), "")
         lines.append(f"| {label} | {seconds:.1f} | {rc} | {target} |")
-    publish("lab", "\n".join(lines) + "\n")
+    publish("lab", "\n".join(lines + [""] + idle_table(idle)) + "\n")
     return 0
 
 
