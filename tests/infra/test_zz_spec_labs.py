@@ -1,5 +1,6 @@
 """`safeq-lab up --spec` on hand-overs made with the openssl CLI (support.handover), not by pki/:
-the good one starts and passes `verify`; three bad ones are stopped by the doctor, then started
+the good ones start and pass `verify` (one with the machines named as in a corporate DNS, names the
+containers then carry); three bad ones are stopped by the doctor, then started
 with --force, and `verify` shows the lab failing exactly as the doctor foresaw, in the JRE's words.
 Runs last and puts the lab's own PKI back."""
 import json
@@ -13,7 +14,7 @@ from support.handover import CASES, CONNECTIONS, Corp
 # Runs labs of its own; on a spec's files (inside its own `verify`) it is left out.
 pytestmark = pytest.mark.lab_pki
 
-IN_THE_LAB = ["good", "leaf without clientAuth", "pfx with only the leaf, only the root trusted", "-nokeys truststore"]
+IN_THE_LAB = ["good", "good, corporate DNS names", "leaf without clientAuth", "pfx with only the leaf, only the root trusted", "-nokeys truststore"]
 
 
 @pytest.fixture(scope="module")

@@ -64,6 +64,7 @@ class Case:
     gateway_password: str = "gateway-pfx-password"
     truststore: str = "keytool"  # keytool: truststore_certs (what keytool -importcert builds); nokeys: openssl's
     account_extra: str = ""
+    hosts: tuple = ("primary-host", "gateway-host", "pcclient-host")  # the machines' names in the spec
 
     def __post_init__(self) -> None:
         c = self.corp
@@ -90,7 +91,7 @@ class Case:
             trust = f'truststore_certs = ["{root_cer.name}"]'
         spec = folder / "corp.toml"
         spec.write_text(f"""[primary]
-host = "primary-host"
+host = "{self.hosts[0]}"
 keystore = "primary-host.pfx"
 keystore_password = "changeit"
 cacerts = ["{root_cer.name}"]
@@ -101,16 +102,16 @@ trusted_cas = [{", ".join(f'"{ca.name}.cer"' for ca in self.trusted)}]
 {self.account_extra}
 
 [[gateway]]
-host = "gateway-host"
+host = "{self.hosts[1]}"
 keystore = "gateway-host.pfx"
 keystore_password = "{self.gateway_password}"
 {trust}
 
 [[client]]
-host = "pcclient-host"
+host = "{self.hosts[2]}"
 keystore = "pcclient-host.pfx"
 keystore_password = "pcclient-pfx-password"
-subject = "pcclient-host"
+subject = "{self.hosts[2]}"
 """)
         return spec
 
@@ -119,9 +120,18 @@ def gateway_leaf_and_chain(c: Corp, leaf) -> list:
     return [leaf, c.issuing, c.root]
 
 
+def fqdn_case(c: Corp) -> Case:
+    """Machines named as in a corporate DNS: the lab's containers take these names."""
+    names = ("safeq.corp.example", "gw01.corp.example", "pc01.corp.example")
+    leaves = [c.odd(names[0], SERVER_EXT + f"subjectAltName = DNS:{names[0]}\n"),
+              c.odd(names[1], CLIENT_EXT + f"subjectAltName = DNS:{names[1]}\n"), c.odd(names[2], CLIENT_EXT)]
+    return Case(c, *([leaf, c.issuing, c.root] for leaf in leaves), hosts=names)
+
+
 CASES = {
     # name: (how the hand-over differs, {expected warning and error codes}, exit code)
     "good": (lambda c: Case(c), set(), 0),
+    "good, corporate DNS names": (fqdn_case, set(), 0),
     "pfx without the intermediate, only the root trusted": (
         lambda c: Case(c, gateway=[c.gateway, c.root], trusted=[c.root]),
         {"client.no-certificate-sent", "chain.incomplete"}, 2),
@@ -175,6 +185,7 @@ def below_pathlen(c: Corp):
 # name: what the doctor foresees for (gateway, client): None connects, else (refused by, the JRE's words).
 CONNECTIONS = {
     "good": (None, None),
+    "good, corporate DNS names": (None, None),
     "leaf without clientAuth": (("primary", "Extended key usage does not permit use for TLS client authentication"),
                                 None),
     "pfx with only the leaf, only the root trusted": (("primary", "Empty client certificate chain"), None),
