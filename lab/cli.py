@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from pki.cli import pki_group
 from pki.cli import reports_errors as pki_reports_errors
 from pki.database import DB_PATH
 
-from . import admin, docker, images, labstate, project, spec, status, up as lab_up
+from . import admin, docker, engine, images, labstate, project, spec, status, up as lab_up
 from .deadline import Deadline
 from .errors import LabError
 from .views import Phases, print_endpoints, print_refused, print_summary, say
@@ -58,9 +59,18 @@ def quick_start() -> str:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(version(), "--version", prog_name="safeq-lab", message="%(prog)s %(version)s",
                       help="Print the version and exit.")
+@click.option("--lab", "lab_name", metavar="NAME", envvar=labstate.NAME_VAR,
+              help="Which lab: NAME runs beside the default one with its own containers, network, volumes and "
+                   "port (one lab per student); `safeq-lab labs` lists them.")
 @click.pass_context
-def main(ctx: click.Context) -> None:
+def main(ctx: click.Context, lab_name: str | None) -> None:
     """SAFEQ Cloud trusted-certificates lab (an independent stand-in, not vendor software)."""
+    if lab_name:
+        os.environ[labstate.NAME_VAR] = lab_name  # the checks `verify` starts are about this lab too
+        try:
+            labstate.name()
+        except LabError as exc:
+            raise click.BadParameter(str(exc), param_hint="--lab") from None
     if ctx.invoked_subcommand is None:
         click.echo(quick_start())
 
@@ -106,11 +116,33 @@ def build(timeout: int, verbose: bool) -> None:
 
 
 @main.command()
+@click.option("--volumes", is_flag=True, help="Also remove the lab's volumes: account settings, endpoint records, "
+                                               "built-in certificates (a fresh start for a student's lab).")
 @reports_errors
-def down() -> None:
+def down(volumes: bool) -> None:
     """Stop and remove the lab's containers (the PKI stays)."""
     docker.preflight()
-    docker.compose("down", "--timeout", "2")
+    docker.compose("down", "--timeout", "2", *(["--volumes"] if volumes else []))
+
+
+@main.command(name="labs")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@reports_errors
+def labs_cmd(as_json: bool) -> None:
+    """Every lab started on this checkout: name, files, the primary's port, containers running."""
+    docker.preflight()
+    rows = []
+    for lab in labstate.names():
+        state = labstate.current(lab)
+        boxes = engine.containers(project_name=lab)
+        rows.append({"name": lab, "spec": state.spec_file or "the lab's own PKI", "port": state.port,
+                     "running": sum(b.running for b in boxes), "containers": len(boxes)})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['name']:<20} 127.0.0.1:{row['port']:<6} {row['running']}/{row['containers']} running  "
+                   f"{row['spec']}")
 
 
 @main.command(name="status")
@@ -258,9 +290,17 @@ def clean(remove_pki_too: bool) -> None:
     """Remove containers, network, images and the lab's volumes (account settings, endpoints);
     the PKI only with --pki. The Debian OS image (safeq-lab/os) is kept."""
     pki_dir = project.pki_dir()
+    if remove_pki_too and labstate.name() != labstate.DEFAULT:
+        raise LabError("the PKI serves every lab: remove it with the default lab (`safeq-lab clean --pki`), "
+                       "nothing was removed")
     if remove_pki_too:
         check_removable_pki(pki_dir)  # before anything is removed
     docker.preflight()
+    if labstate.name() != labstate.DEFAULT:  # the images serve every lab: a student's lab goes, they stay
+        docker.compose("down", "--timeout", "2", "--volumes", "--remove-orphans", timeout=120)
+        labstate.path().unlink(missing_ok=True)
+        say(f"removed lab {labstate.name()} (the images, shared by every lab, are kept)")
+        return
     docker.compose("down", "--timeout", "2", "--rmi", "all", "--volumes", "--remove-orphans", timeout=120)
     docker.run_timed(["docker", "image", "rm", images.BASE_IMAGE], docker.DEFAULT, capture_output=True)
     if remove_pki_too:

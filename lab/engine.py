@@ -155,9 +155,10 @@ def _container(info: dict) -> Container:
                      healthcheck=tuple(test) if test else None)
 
 
-def containers(service: str | None = None, timeout: float = QUICK) -> list[Container]:
-    """The lab's containers, stopped ones too (as `docker compose ps --all`), by service and number."""
-    labels = [f"{PROJECT_LABEL}={project()}"] + ([f"{SERVICE_LABEL}={service}"] if service else [])
+def containers(service: str | None = None, timeout: float = QUICK, project_name: str | None = None) -> list[Container]:
+    """The lab's containers (another lab's: ``project_name``), stopped ones too (as `docker compose ps
+    --all`), by service and number."""
+    labels = [f"{PROJECT_LABEL}={project_name or project()}"] + ([f"{SERVICE_LABEL}={service}"] if service else [])
     found = []
     with session(timeout, label(["docker", "ps", "--all", *(f"--filter=label={x}" for x in labels)])) as api:
         for row in api.containers(all=True, filters={"label": labels}):

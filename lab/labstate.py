@@ -1,13 +1,19 @@
-"""Which files the running lab uses: the lab's own PKI, or a spec's files staged for it.
+"""Which lab a command is about, and which files it runs on: the lab's own PKI, or a spec's files
+staged for it.
 
-`up` writes build/lab.json; every later command (status, verify, logs, down, the infra checks)
-reads it, so that compose sees the same host names, folders and settings as the lab that runs.
-Without the file the lab is the one of the lab's own PKI, with compose.yaml's defaults.
+Labs: the default one (compose project safeq-lab, port 2560), and any number of named ones side by
+side (`safeq-lab --lab NAME`, one per student): each its own compose project, network, volumes and
+published port. `up` writes the lab's state (build/lab.json, build/labs/NAME/lab.json); every later
+command (status, verify, logs, down, the infra checks) reads it, so that compose sees the same names,
+folders and settings as the lab that runs. Without the file: the lab's own PKI, compose.yaml's defaults.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +24,34 @@ from .errors import LabError
 from .spec import Spec, SpecError, lab_spec, load
 
 STAGED_SPEC = "spec.toml"  # in a staged folder: the spec of what the lab mounts
+NAME_VAR = "SAFEQ_LAB"     # the lab a command is about (`safeq-lab --lab NAME`); unset: the default lab
+DEFAULT = "safeq-lab"
+DEFAULT_PORT = 2560
+NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # a compose project name, kept short
+
+
+def name() -> str:
+    """The lab this process is about."""
+    value = os.environ.get(NAME_VAR) or DEFAULT
+    if not NAME_RULE.fullmatch(value):
+        raise LabError(f"lab name {value!r}: use lowercase letters, digits, '-' and '_' (up to 40, starting "
+                       "with a letter or digit), e.g. --lab student-01")
+    return value
+
+
+def folder(lab: str | None = None) -> Path:
+    """Where a lab's state lives (this process's lab by default): build/ for the default lab,
+    build/labs/NAME/ for the others."""
+    lab = lab or name()
+    return project.root() / "build" if lab == DEFAULT else project.root() / "build" / "labs" / lab
+
+
+def names() -> list[str]:
+    """Every lab that has a state: the default one first."""
+    labs = project.root() / "build" / "labs"
+    found = sorted(p.parent.name for p in labs.glob("*/lab.json")) if labs.is_dir() else []
+    default = [DEFAULT] if (project.root() / "build" / "lab.json").exists() else []
+    return default + [n for n in found if NAME_RULE.fullmatch(n) and n != DEFAULT]
 
 
 @dataclass(frozen=True)
@@ -33,27 +67,57 @@ class LabState:
 
     def compose_env(self) -> dict[str, str]:
         """The variables compose.yaml reads for this lab."""
-        return {**self.env, "SAFEQ_LAB_FILES": str(self.files)}
+        return {**self.env, "SAFEQ_LAB_FILES": str(self.files), "SAFEQ_LAB_NAME": name()}
+
+    @property
+    def port(self) -> int:
+        return int(self.env.get("SAFEQ_PRIMARY_PORT", DEFAULT_PORT))
 
     def spec(self) -> Spec:
         """The spec of the files the lab mounts."""
         return lab_spec(self.files) if self.own_pki else load(self.files / STAGED_SPEC)
 
 
-def path() -> Path:
-    return project.root() / "build" / "lab.json"
+def path(lab: str | None = None) -> Path:
+    return folder(lab) / "lab.json"
 
 
-def current() -> LabState:
-    """The state `up` left, else the lab's own PKI (SAFEQ_PKI_DIR or build/pki)."""
+def free_port(previous: LabState) -> int:
+    """The port this lab publishes the primary on: 2560 for the default lab; a named lab keeps its
+    port, or takes the first one from 2561 up that no other lab has and nothing listens on."""
+    if name() == DEFAULT:
+        return DEFAULT_PORT
+    if "SAFEQ_PRIMARY_PORT" in previous.env:
+        return previous.port
+    taken = {DEFAULT_PORT} | {current(other).port for other in names() if other != name()}
+    for port in range(DEFAULT_PORT + 1, DEFAULT_PORT + 200):
+        if port not in taken and _bindable(port):
+            return port
+    raise LabError("no free port from 2561 to 2759 on 127.0.0.1 for this lab's primary: remove labs you no "
+                   "longer need (`safeq-lab --lab NAME down --volumes`)")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def current(lab: str | None = None) -> LabState:
+    """The state `up` left for a lab (this process's by default), else the lab's own PKI
+    (SAFEQ_PKI_DIR or build/pki) with compose.yaml's defaults."""
+    state_file = path(lab)
     try:
-        data = read_json(path())
+        data = read_json(state_file)
         if data is None:
             return LabState(files=project.pki_dir())
         return LabState(files=Path(data["files"]), spec_file=data.get("spec_file"), env=dict(data["env"]),
                         identity=data.get("identity", ""))
     except (StateError, KeyError, TypeError, ValueError):
-        raise LabError(f"{path()} is damaged: delete it, then `safeq-lab up` starts the lab again and "
+        raise LabError(f"{state_file} is damaged: delete it, then `safeq-lab up` starts the lab again and "
                        "writes it anew") from None
 
 

@@ -20,7 +20,7 @@ ADMIN_API_WAIT = 60  # the primary's admin API answers within seconds of the con
 
 # The file that proves a service's host folder is complete, by compose service (else the folder).
 HOST_DIR_PROOF = {"gateway": "unattended-install.conf", "client": "store", "ocsp": "responder.json"}
-STAGE_DIR = "spec-lab"  # under build/: a spec's files as the containers mount them
+STAGE_DIR = "spec-lab"  # in the lab's folder (build/, build/labs/NAME/): a spec's files as mounted
 
 POLICY_ENV = {  # how each endpoint is told which certificates to use
     "trusted-ca": {"SAFEQ_GATEWAY_CERTIFICATES": "trusted", "SAFEQ_CLIENT_SYSTEM_CERTIFICATE": "true"},
@@ -146,7 +146,7 @@ def prepare(user: Spec | None, force: bool, env: dict[str, str], deadline: Deadl
         with deadline.at("doctor"):
             connections = doctor_first(user, force)
         identity, source = labstate.identity(user), str(Path(user.source).resolve())
-        files = project.root() / "build" / STAGE_DIR
+        files = labstate.folder() / STAGE_DIR
     fresh_volumes_if_changed(identity)
     previous = labstate.current()
     if source is not None:
@@ -155,7 +155,8 @@ def prepare(user: Spec | None, force: bool, env: dict[str, str], deadline: Deadl
         else:
             mounted = stage.stage(user, files)
             say(f"spec: {user.source}, its files staged read-only in {files}")
-    state = labstate.LabState(files, source, {**env, **labstate.host_env(mounted)}, identity)
+    port = {"SAFEQ_PRIMARY_PORT": str(labstate.free_port(previous))}
+    state = labstate.LabState(files, source, {**env, **labstate.host_env(mounted), **port}, identity)
     labstate.save(state)
     topo = topology.load()
     check_host_dirs(files, topo)

@@ -31,7 +31,8 @@ def no_running_lab_state(tmp_path_factory, monkeypatch):
     """build/lab.json of the checkout (a lab someone started) must not steer the unit tests."""
     from lab import labstate
     state = tmp_path_factory.mktemp("labstate") / "lab.json"
-    monkeypatch.setattr(labstate, "path", lambda: state)
+    monkeypatch.setattr(labstate, "path", lambda lab=None: state)
+    monkeypatch.delenv(labstate.NAME_VAR, raising=False)
     return state
 
 KEYTOOL = shutil.which("keytool")

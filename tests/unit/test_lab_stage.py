@@ -159,7 +159,8 @@ def test_state_round_trip_and_a_damaged_file(no_running_lab_state, tmp_path):
     state = labstate.LabState(tmp_path / "files", "/x/corp.toml", {"SAFEQ_PRIMARY_HOST": "p"}, "abc")
     labstate.save(state)
     assert labstate.current() == state and mode(no_running_lab_state) == 0o600
-    assert state.compose_env() == {"SAFEQ_PRIMARY_HOST": "p", "SAFEQ_LAB_FILES": str(tmp_path / "files")}
+    assert state.compose_env() == {"SAFEQ_PRIMARY_HOST": "p", "SAFEQ_LAB_FILES": str(tmp_path / "files"),
+                                   "SAFEQ_LAB_NAME": "safeq-lab"}
     no_running_lab_state.write_text("{not json")
     with pytest.raises(LabError, match=r"lab.json is damaged: delete it, then `safeq-lab up` starts the lab again"):
         labstate.current()

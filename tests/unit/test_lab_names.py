@@ -1,0 +1,74 @@
+"""`safeq-lab --lab NAME`: labs side by side, each its own compose project, network, volumes, port and state."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lab import labstate, project, topology
+from lab.cli import main
+from lab.errors import LabError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compose_names_the_project_network_and_port_after_the_lab():
+    if shutil.which("docker") is None or subprocess.run(["docker", "compose", "version"], capture_output=True,
+                                                        timeout=20).returncode != 0:
+        pytest.skip("docker compose is not installed")
+    config = topology._config(ROOT, dict(os.environ, SAFEQ_LAB_FILES="/srv/pki", SAFEQ_LAB_NAME="student-07",
+                                         SAFEQ_PRIMARY_PORT="2567"))
+    topo = topology.parse(config, Path("/srv/pki"))
+    assert (topo.project, topo.network) == ("student-07", "student-07")
+    assert [(p.host_ip, p.host_port, p.container_port) for p in topo.service("primary").ports] == [
+        ("127.0.0.1", "2567", 2560)]
+    assert topo.service("primary").container == "student-07-primary-1"
+
+
+def test_each_lab_keeps_its_state_in_its_own_folder(monkeypatch):
+    assert labstate.folder() == project.root() / "build"  # the default lab, where it always was
+    monkeypatch.setenv(labstate.NAME_VAR, "student-07")
+    assert labstate.name() == "student-07"
+    assert labstate.folder() == project.root() / "build" / "labs" / "student-07"
+    assert labstate.LabState(Path("/p")).compose_env()["SAFEQ_LAB_NAME"] == "student-07"
+
+
+@pytest.mark.parametrize("bad", ["Student", "-x", "a b", "../up", "x" * 41])
+def test_a_bad_lab_name_is_one_clear_error(monkeypatch, bad):
+    monkeypatch.setenv(labstate.NAME_VAR, bad)
+    with pytest.raises(LabError, match="use lowercase letters, digits, '-' and '_'"):
+        labstate.name()
+    result = CliRunner().invoke(main, ["--lab", bad, "status"])
+    assert result.exit_code == 2 and "Invalid value for --lab: lab name" in result.stderr
+
+
+def test_the_default_lab_publishes_2560_and_a_named_lab_keeps_its_port(monkeypatch):
+    assert labstate.free_port(labstate.LabState(Path("/p"))) == 2560
+    monkeypatch.setenv(labstate.NAME_VAR, "student-07")
+    assert labstate.free_port(labstate.LabState(Path("/p"), env={"SAFEQ_PRIMARY_PORT": "2599"})) == 2599
+
+
+def test_a_new_lab_takes_a_port_nothing_listens_on(monkeypatch):
+    monkeypatch.setenv(labstate.NAME_VAR, "student-07")
+    monkeypatch.setattr(labstate, "names", lambda: [])
+    with socket.socket() as held:
+        first = labstate.free_port(labstate.LabState(Path("/p")))
+        held.bind(("127.0.0.1", first))
+        held.listen()
+        second = labstate.free_port(labstate.LabState(Path("/p")))
+    assert 2560 < first < second
+
+
+def test_clean_of_a_students_lab_never_removes_the_shared_pki(monkeypatch, tmp_path):
+    monkeypatch.setenv("SAFEQ_PKI_DIR", str(tmp_path))
+    (tmp_path / "keep").write_text("x")
+    result = CliRunner().invoke(main, ["--lab", "student-07", "clean", "--pki"])
+    assert result.exit_code == 2
+    assert result.stderr == ("error: the PKI serves every lab: remove it with the default lab "
+                             "(`safeq-lab clean --pki`), nothing was removed\n")
+    assert (tmp_path / "keep").read_text() == "x"
