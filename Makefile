@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_pki.py
 	$(PY) bench/bench_ocsp.py
 	$(PY) bench/bench_lab.py
+	$(PY) bench/bench_labs.py   # 8 labs side by side: memory per lab, idle CPU
 	$(PY) bench/bench_hostile.py
 	$(PY) bench/bench_handshake.py  # after bench_hostile: the images are built
 

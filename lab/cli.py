@@ -94,14 +94,16 @@ main.add_command(admin.endpoints, name="endpoints")
               help="Run on your own files (a spec: `safeq-lab spec template`), checked by the doctor first; "
                    "without it the lab's own PKI.")
 @click.option("--force", is_flag=True, help="With --spec: start even when the doctor finds errors (to show the failure).")
+@click.option("--port", type=click.IntRange(1, 65535), help="The primary's port on 127.0.0.1 (default: 2560 for the "
+                                                            "default lab, a free one from 2561 up for --lab NAME).")
 @click.option("-v", "--verbose", is_flag=True, help="Show compose's and the builds' own output as it comes.")
 @reports_errors
 def up(policy: str | None, build: bool, timeout: int, java_security: str | None, spec_file: str | None, force: bool,
-       verbose: bool) -> None:
+       port: int | None, verbose: bool) -> None:
     """Start the lab: PKI if missing (or a spec's files), images, primary setup steps, all services healthy."""
     if force and spec_file is None:
         raise click.UsageError("--force goes with --spec FILE (the lab's own PKI needs no doctor)")
-    lab_up.run(policy, build, timeout, java_security, verbose=verbose, spec_file=spec_file, force=force)
+    lab_up.run(policy, build, timeout, java_security, verbose=verbose, spec_file=spec_file, force=force, port=port)
 
 
 @main.command()
@@ -288,11 +290,9 @@ def remove_pki(pki_dir: Path) -> None:
 @reports_errors
 def clean(remove_pki_too: bool) -> None:
     """Remove containers, network, images and the lab's volumes (account settings, endpoints);
-    the PKI only with --pki. The Debian OS image (safeq-lab/os) is kept."""
+    the PKI only with --pki. The Debian OS image (safeq-lab/os) is kept; a named lab (--lab) keeps
+    the images, which every lab uses."""
     pki_dir = project.pki_dir()
-    if remove_pki_too and labstate.name() != labstate.DEFAULT:
-        raise LabError("the PKI serves every lab: remove it with the default lab (`safeq-lab clean --pki`), "
-                       "nothing was removed")
     if remove_pki_too:
         check_removable_pki(pki_dir)  # before anything is removed
     docker.preflight()
@@ -300,9 +300,9 @@ def clean(remove_pki_too: bool) -> None:
         docker.compose("down", "--timeout", "2", "--volumes", "--remove-orphans", timeout=120)
         labstate.path().unlink(missing_ok=True)
         say(f"removed lab {labstate.name()} (the images, shared by every lab, are kept)")
-        return
-    docker.compose("down", "--timeout", "2", "--rmi", "all", "--volumes", "--remove-orphans", timeout=120)
-    docker.run_timed(["docker", "image", "rm", images.BASE_IMAGE], docker.DEFAULT, capture_output=True)
+    else:
+        docker.compose("down", "--timeout", "2", "--rmi", "all", "--volumes", "--remove-orphans", timeout=120)
+        docker.run_timed(["docker", "image", "rm", images.BASE_IMAGE], docker.DEFAULT, capture_output=True)
     if remove_pki_too:
         if not pki_dir.exists():
             say(f"no PKI in {pki_dir}: nothing to remove")

@@ -2,8 +2,8 @@
 staged for it.
 
 Labs: the default one (compose project safeq-lab, port 2560), and any number of named ones side by
-side (`safeq-lab --lab NAME`, one per student): each its own compose project, network, volumes and
-published port. `up` writes the lab's state (build/lab.json, build/labs/NAME/lab.json); every later
+side (`safeq-lab --lab NAME`, one per student): each its own compose project, network, volumes,
+generated PKI (build/labs/NAME/pki) and published port. `up` writes the lab's state (build/lab.json, build/labs/NAME/lab.json); every later
 command (status, verify, logs, down, the infra checks) reads it, so that compose sees the same names,
 folders and settings as the lab that runs. Without the file: the lab's own PKI, compose.yaml's defaults.
 """
@@ -24,8 +24,7 @@ from .errors import LabError
 from .spec import Spec, SpecError, lab_spec, load
 
 STAGED_SPEC = "spec.toml"  # in a staged folder: the spec of what the lab mounts
-NAME_VAR = "SAFEQ_LAB"     # the lab a command is about (`safeq-lab --lab NAME`); unset: the default lab
-DEFAULT = "safeq-lab"
+NAME_VAR, DEFAULT = project.LAB_VAR, project.DEFAULT_LAB
 DEFAULT_PORT = 2560
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # a compose project name, kept short
 
@@ -42,8 +41,7 @@ def name() -> str:
 def folder(lab: str | None = None) -> Path:
     """Where a lab's state lives (this process's lab by default): build/ for the default lab,
     build/labs/NAME/ for the others."""
-    lab = lab or name()
-    return project.root() / "build" if lab == DEFAULT else project.root() / "build" / "labs" / lab
+    return project.lab_folder(lab or name())
 
 
 def names() -> list[str]:
@@ -82,9 +80,16 @@ def path(lab: str | None = None) -> Path:
     return folder(lab) / "lab.json"
 
 
-def free_port(previous: LabState) -> int:
-    """The port this lab publishes the primary on: 2560 for the default lab; a named lab keeps its
-    port, or takes the first one from 2561 up that no other lab has and nothing listens on."""
+def free_port(previous: LabState, wanted: int | None = None) -> int:
+    """The port this lab publishes the primary on: ``wanted`` (`up --port`) when it is this lab's
+    already or free; else 2560 for the default lab; a named lab keeps its port, or takes the first
+    one from 2561 up that no other lab has and nothing listens on."""
+    if wanted is not None:
+        others = {current(other).port for other in names() if other != name()}
+        if wanted != previous.port and (wanted in others or not _bindable(wanted)):
+            raise LabError(f"port {wanted} is taken on 127.0.0.1 (another lab or program listens there): "
+                           "choose another with --port, or leave --port out to get a free one")
+        return wanted
     if name() == DEFAULT:
         return DEFAULT_PORT
     if "SAFEQ_PRIMARY_PORT" in previous.env:

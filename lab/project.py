@@ -48,5 +48,17 @@ def installed_apart() -> bool:
     return not any(is_checkout(folder) for folder in here.parents)
 
 
+LAB_VAR = "SAFEQ_LAB"      # the lab a command is about (`safeq-lab --lab NAME`); unset: the default lab
+DEFAULT_LAB = "safeq-lab"
+
+
+def lab_folder(name: str) -> Path:
+    """A lab's own folder: build/ for the default lab, build/labs/NAME/ for the others (lab.labstate)."""
+    return root() / "build" if name == DEFAULT_LAB else root() / "build" / "labs" / name
+
+
 def pki_dir() -> Path:
-    return Path(os.environ.get("SAFEQ_PKI_DIR", root() / "build" / "pki")).resolve()
+    """SAFEQ_PKI_DIR, else the lab's own generated PKI: build/pki, build/labs/NAME/pki."""
+    if os.environ.get("SAFEQ_PKI_DIR"):
+        return Path(os.environ["SAFEQ_PKI_DIR"]).resolve()
+    return (lab_folder(os.environ.get(LAB_VAR) or DEFAULT_LAB) / "pki").resolve()

@@ -134,7 +134,7 @@ class Plan:
     connections: tuple = ()
 
 
-def prepare(user: Spec | None, force: bool, env: dict[str, str], deadline: Deadline) -> Plan:
+def prepare(user: Spec | None, force: bool, env: dict[str, str], deadline: Deadline, port: int | None = None) -> Plan:
     """Which files the lab runs on (the lab's PKI, or the spec's staged), written down for every later
     command (lab.labstate)."""
     with deadline.at("preflight"):
@@ -155,7 +155,7 @@ def prepare(user: Spec | None, force: bool, env: dict[str, str], deadline: Deadl
         else:
             mounted = stage.stage(user, files)
             say(f"spec: {user.source}, its files staged read-only in {files}")
-    port = {"SAFEQ_PRIMARY_PORT": str(labstate.free_port(previous))}
+    port = {"SAFEQ_PRIMARY_PORT": str(labstate.free_port(previous, port))}
     state = labstate.LabState(files, source, {**env, **labstate.host_env(mounted), **port}, identity)
     labstate.save(state)
     topo = topology.load()
@@ -164,7 +164,7 @@ def prepare(user: Spec | None, force: bool, env: dict[str, str], deadline: Deadl
 
 
 def run(policy: str | None, build: bool, timeout: float, java_security_file: str | None = None,
-        verbose: bool = False, spec_file: str | None = None, force: bool = False) -> None:
+        verbose: bool = False, spec_file: str | None = None, force: bool = False, port: int | None = None) -> None:
     """``policy`` None: the spec's [account] policy, else trusted-ca (the doc's end state)."""
     # A bad spec or --java-security file is refused before anything starts.
     user = spec.load(spec_file) if spec_file is not None else None
@@ -174,7 +174,7 @@ def run(policy: str | None, build: bool, timeout: float, java_security_file: str
     note = java_security.describe(env)
     if note:
         say(note)
-    plan = prepare(user, force, env, deadline)
+    plan = prepare(user, force, env, deadline, port)
     topo = plan.topo
     phases = Phases(verbose)
     if build:

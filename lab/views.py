@@ -12,7 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from . import status
+from . import labstate, status
 
 console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -28,7 +28,8 @@ def cells(*values) -> list[Text]:
 
 
 def print_summary(result: dict) -> None:
-    table = Table(title="safeq-lab")
+    state = labstate.current()
+    table = Table(title=f"lab {labstate.name()}, primary on 127.0.0.1:{state.port}")
     for col in ("service", "host", "port", "certificate subject", "issuer", "state"):
         table.add_column(col)
     for row in status.summary_rows(result):

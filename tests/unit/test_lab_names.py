@@ -64,11 +64,24 @@ def test_a_new_lab_takes_a_port_nothing_listens_on(monkeypatch):
     assert 2560 < first < second
 
 
-def test_clean_of_a_students_lab_never_removes_the_shared_pki(monkeypatch, tmp_path):
-    monkeypatch.setenv("SAFEQ_PKI_DIR", str(tmp_path))
-    (tmp_path / "keep").write_text("x")
-    result = CliRunner().invoke(main, ["--lab", "student-07", "clean", "--pki"])
-    assert result.exit_code == 2
-    assert result.stderr == ("error: the PKI serves every lab: remove it with the default lab "
-                             "(`safeq-lab clean --pki`), nothing was removed\n")
-    assert (tmp_path / "keep").read_text() == "x"
+def test_each_lab_has_its_own_generated_pki(monkeypatch):
+    monkeypatch.delenv("SAFEQ_PKI_DIR", raising=False)
+    assert project.pki_dir() == (project.root() / "build" / "pki").resolve()
+    monkeypatch.setenv(labstate.NAME_VAR, "student-07")
+    assert project.pki_dir() == (project.root() / "build" / "labs" / "student-07" / "pki").resolve()
+    monkeypatch.setenv("SAFEQ_PKI_DIR", "/srv/class-pki")  # one PKI for a whole class, when asked for
+    assert project.pki_dir() == Path("/srv/class-pki")
+
+
+def test_a_port_asked_for_must_be_free_or_the_labs_own(monkeypatch):
+    monkeypatch.setenv(labstate.NAME_VAR, "student-07")
+    monkeypatch.setattr(labstate, "names", lambda: [])
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        busy = held.getsockname()[1]
+        with pytest.raises(LabError, match=rf"^port {busy} is taken on 127.0.0.1 .*: choose another with --port"):
+            labstate.free_port(labstate.LabState(Path("/p")), wanted=busy)
+        # Its own running primary listens there: that is no clash.
+        own = labstate.LabState(Path("/p"), env={"SAFEQ_PRIMARY_PORT": str(busy)})
+        assert labstate.free_port(own, wanted=busy) == busy

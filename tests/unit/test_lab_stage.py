@@ -190,8 +190,8 @@ def before_docker(monkeypatch):
     from lab import docker, up as lab_up
     seen = {}
 
-    def prepare(user, force, env, deadline):
-        seen.update(user=user, force=force, env=env)
+    def prepare(user, force, env, deadline, port=None):
+        seen.update(user=user, force=force, env=env, port=port)
         raise LabError("stopped before the lab starts")
     monkeypatch.setattr(lab_up, "prepare", prepare)
     monkeypatch.setattr(docker, "preflight", lambda: pytest.fail("docker touched"))
@@ -210,6 +210,12 @@ def test_a_spec_that_cannot_be_read_stops_up_before_docker(before_docker, tmp_pa
     assert result.stderr == (f"error: {tmp_path / 'corp.toml'} does not exist: write one with "
                              "`safeq-lab spec template > corp.toml`\n")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_up_hands_the_port_asked_for_on(before_docker):
+    up("--port", "2599")
+    assert before_docker["port"] == 2599 and before_docker["user"] is None
+    assert up("--port", "0").exit_code == 2  # not a port
 
 
 def test_force_goes_with_a_spec(before_docker):
