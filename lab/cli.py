@@ -1,6 +1,7 @@
 """The `safeq-lab` command line: PKI -> images -> compose -> checks."""
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import importlib.util
 import json
@@ -309,6 +310,9 @@ def clean(remove_pki_too: bool) -> None:
             return
         remove_pki(pki_dir)
         say(f"removed {pki_dir}")
+    if labstate.name() != labstate.DEFAULT:
+        with contextlib.suppress(OSError):  # its folder goes once nothing is left in it
+            labstate.folder().rmdir()
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 """One lab per student: a second lab (`--lab student-02`) runs beside this one, with its own compose
-project, network, volumes and published port, and goes again without touching this one."""
+project, network, volumes, PKI and published port, and goes again without touching this one."""
 import json
 import subprocess
 
 import pytest
 
-from conftest import endpoint, lab, lab_json
+from conftest import ROOT, endpoint, lab, lab_json
 from lab import engine
 
 # Starts a lab of its own on the lab's own PKI (not inside a spec lab's `verify`).
@@ -38,8 +38,9 @@ def test_a_second_lab_runs_beside_this_one_and_goes_again(primary):
         assert "CN=primary-host" in served_subject(second["port"]).replace(" ", "")
         assert endpoint(primary, "gateway-host")["state"] == "connected"  # this lab is untouched
     finally:
-        cleaned = lab("--lab", NAME, "clean")
+        cleaned = lab("--lab", NAME, "clean", "--pki")
         assert cleaned.returncode == 0, cleaned.stderr
     assert engine.containers(project_name=NAME) == []
+    assert not (ROOT / "build" / "labs" / NAME).exists()  # its PKI and state went with it
     assert NAME not in {row["name"] for row in lab_json("labs")}
     assert endpoint(primary, "gateway-host")["state"] == "connected"
