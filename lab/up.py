@@ -115,10 +115,9 @@ def doctor_first(user: Spec, force: bool) -> list:
     return result.connections
 
 
-def fresh_volumes_if_changed(identity: str) -> None:
+def fresh_volumes_if_changed(previous: labstate.LabState, identity: str) -> None:
     """Account settings, Trusted CA list, endpoint records and pinned certificates belong to the
     files they were set up with: other files start from a fresh account, as a new installation."""
-    previous = labstate.current()
     if previous.identity != identity and labstate.path().exists():
         say("other files than the lab's last run: its account settings and endpoint records start fresh")
         docker.compose("down", "--volumes", "--timeout", "2", quiet=True)
@@ -147,16 +146,16 @@ def prepare(user: Spec | None, force: bool, env: dict[str, str], deadline: Deadl
             connections = doctor_first(user, force)
         identity, source = labstate.identity(user), str(Path(user.source).resolve())
         files = labstate.folder() / STAGE_DIR
-    fresh_volumes_if_changed(identity)
     previous = labstate.current()
+    fresh_volumes_if_changed(previous, identity)
     if source is not None:
         if previous.identity == identity and previous.spec_file == source and files.is_dir():
             mounted = previous.spec()  # the running containers mount this folder: keep it
         else:
             mounted = stage.stage(user, files)
             say(f"spec: {user.source}, its files staged read-only in {files}")
-    port = {"SAFEQ_PRIMARY_PORT": str(labstate.free_port(previous, port))}
-    state = labstate.LabState(files, source, {**env, **labstate.host_env(mounted), **port}, identity)
+    published = {"SAFEQ_PRIMARY_PORT": str(labstate.free_port(previous, port))}
+    state = labstate.LabState(files, source, {**env, **labstate.host_env(mounted), **published}, identity)
     labstate.save(state)
     topo = topology.load()
     check_host_dirs(files, topo)

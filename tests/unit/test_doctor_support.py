@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from lab import cli
-from support.handover import GATEWAY_EXT, Case, Corp, pfx  # noqa: F401  (re-exported for the doctor's tests)
+from support.handover import Case, Corp  # noqa: F401  (Case: re-exported for the doctor's tests)
 
 
 @pytest.fixture(scope="module")
