@@ -12,7 +12,7 @@ from typing import Callable, Collection
 
 from safeqlab.records import current_record
 
-from . import engine, topology
+from . import engine, labstate, topology
 from .engine import HEALTHCHECK_TIMEOUT, Container
 
 REPORT = {"primary": "safeq-admin status --json", "gateway": "safeq-gateway status --json",
@@ -95,14 +95,15 @@ def summary_rows(status: dict, topo: topology.Topology | None = None) -> list[tu
     """service, host, port, certificate subject, issuer, state."""
     topo = topo or topology.load()
     order = topo.names
+    own_pki = labstate.current().own_pki
     rows = []
     for svc in sorted(status["services"], key=lambda s: order.index(s["name"]) if s["name"] in order else len(order)):
         name, host = svc["name"], svc["host"] or ""
         port = topo.service(name).port if name in order else ""
         report = status["reports"].get(name) or {}
         state = svc["health"] or svc["state"]
-        if name == "ocsp":
-            subject, issuer = "(delegated OCSP signers)", ""
+        if name == "ocsp":  # a spec's PKI hands out no OCSP signer keys: the responder answers for no CA
+            subject, issuer = "(delegated OCSP signers)" if own_pki else "(no CA: a spec brings no OCSP signers)", ""
         elif name == "primary":
             serving = report.get("serving") or {}
             subject, issuer = serving.get("subject", ""), serving.get("issuer", "")

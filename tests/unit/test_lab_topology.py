@@ -242,3 +242,12 @@ def test_host_dirs_are_checked_per_mounted_service(topo, tmp_path):
             (tmp_path / svc.pki_mount / up.HOST_DIR_PROOF[svc.name]).touch()
     up.check_host_dirs(tmp_path, topo)
     assert up.primary_host_dir(tmp_path, topo) == tmp_path / "hosts" / "primary-host"
+
+
+def test_the_ocsp_row_says_a_specs_lab_has_no_signers(topo, no_running_lab_state, tmp_path):
+    from lab import labstate
+    result = {"services": [{"name": "ocsp", "host": "ocsp-host", "state": "running", "health": "healthy"}],
+              "reports": {}, "endpoints": []}
+    assert status.summary_rows(result, topo)[0][3] == "(delegated OCSP signers)"
+    labstate.save(labstate.LabState(tmp_path, spec_file=str(tmp_path / "corp.toml")))
+    assert status.summary_rows(result, topo)[0][3] == "(no CA: a spec brings no OCSP signers)"
