@@ -1,0 +1,134 @@
+"""The running primary against nginx (Debian's, bench/nginx) serving the same certificates with client
+certificates required: full mutual-TLS handshakes from a client in the primary's network namespace (no
+Docker port proxy in the path), handshakes/s and server CPU ms per handshake from each server
+container's cgroup. Reports, does not assert. Needs the default lab up (`safeq-lab up`).
+
+ECDSA only: the lab's PKI is ECDSA P-256 (an RSA run needs an RSA lab PKI). nginx runs one worker,
+one server core, as the primary's Python process uses about one.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from certkit.certs import key_pem, load_cert_file, pem
+from lab import engine, labstate
+from report import publish
+
+ROOT = Path(__file__).resolve().parents[1]
+NGINX = "safeq-lab/bench-nginx:latest"
+CLIENT = "safeq-lab/base:latest"
+COUNT = int(os.environ.get("BENCH_HANDSHAKES", "300"))
+SERVERS = {"primary": 2560, "nginx": 8443}
+VERSIONS = ("TLSv1.3", "TLSv1.2")
+
+
+def write(folder: Path, name: str, data: bytes) -> None:
+    path = folder / name
+    path.write_bytes(data)
+    path.chmod(0o600)
+
+
+def certificates(folder: Path) -> None:
+    """The primary's key and chain for nginx, a gateway's for the client, the lab's CAs for both."""
+    spec = labstate.current().spec()
+    for name, store, password in (("server", spec.primary.keystore, spec.primary.keystore_password),
+                                  ("client", spec.gateways[0].keystore, spec.gateways[0].keystore_password)):
+        found = pkcs12.load_pkcs12(store.read_bytes(), password.encode())
+        chain = [found.cert.certificate, *(c.certificate for c in found.additional_certs)]
+        write(folder, f"{name}.key", key_pem(found.key))
+        write(folder, f"{name}.pem", pem(chain).encode())
+    write(folder, "chain.pem", (folder / "server.pem").read_bytes())
+    write(folder, "key.pem", (folder / "server.key").read_bytes())
+    write(folder, "cas.pem", pem([load_cert_file(p) for p in spec.account.trusted_cas]).encode())
+
+
+def cpu_ns(api, container_id: str) -> int:
+    return int(api.stats(container_id, stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]["total_usage"])
+
+
+def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def handshakes(netns: str, folder: Path, port: int, version: str, count: int) -> dict:
+    proc = docker("run", "--rm", "--network", f"container:{netns}", "-v", f"{folder}:/certs:ro",
+                  "-v", f"{ROOT / 'bench' / 'inner'}:/bench:ro", "--entrypoint", "python3", CLIENT,
+                  "/bench/tls_clients.py", str(port), version, str(count), timeout=600)
+    if proc.returncode != 0:
+        raise SystemExit(f"the client failed: {proc.stderr[-1000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(netns: str, boxes: dict[str, str], folder: Path) -> list[dict]:
+    rows = []
+    with engine.session(60, "docker stats") as api:
+        for version in VERSIONS:
+            for server, port in SERVERS.items():
+                handshakes(netns, folder, port, version, 20)  # warm: JIT, caches, first connections
+                before = cpu_ns(api, boxes[server])
+                run = handshakes(netns, folder, port, version, COUNT)
+                used = cpu_ns(api, boxes[server]) - before
+                rows.append({"server": server, "version": version, "count": run["count"], "failed": run["failed"],
+                             "per_s": run["count"] / run["seconds"], "cpu_ms": used / 1e6 / run["count"],
+                             "errors": run["failures"]})
+    return rows
+
+
+def main() -> int:
+    primary = engine.running("primary")
+    if docker("image", "inspect", NGINX).returncode != 0:
+        built = docker("build", "-q", "-t", NGINX, str(ROOT / "bench" / "nginx"), timeout=900)
+        if built.returncode != 0:
+            raise SystemExit(f"cannot build {NGINX}: {built.stderr[-1000:]}")
+    with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:  # 0700: keys stay owner-only
+        folder = Path(tmp)
+        certificates(folder)
+        started = docker("run", "-d", "--rm", "--network", f"container:{primary.id}", "-v", f"{folder}:/certs:ro", NGINX)
+        if started.returncode != 0:
+            raise SystemExit(f"nginx did not start: {started.stderr[-1000:]}")
+        nginx = started.stdout.strip()
+        try:
+            time.sleep(1.0)
+            rows = measure(primary.id, {"primary": primary.id, "nginx": nginx}, folder)
+        finally:
+            docker("rm", "-f", nginx)
+    report(rows)
+    return 0 if not any(r["failed"] for r in rows) else 1
+
+
+def report(rows: list[dict]) -> None:
+    by = {(r["server"], r["version"]): r for r in rows}
+    lines = [
+        "# The primary's handshakes against nginx's",
+        "",
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
+        f"{os.cpu_count()} cores. `bench/bench_tls.py`: {COUNT} full mutual-TLS handshakes in a row per line "
+        "(no session reuse, ECDSA P-256, a gateway's certificate), from a client container in the primary's "
+        "network namespace, against the running primary (trusted-ca policy: the JRE judges each chain) and "
+        "nginx (one worker) with the same certificates and client certificates required. Server CPU from "
+        "each container's cgroup. Reported, not asserted.",
+        "",
+        "| server | TLS | handshakes/s | server CPU ms per handshake | failed |",
+        "| --- | --- | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        lines.append(f"| {r['server']} | {r['version']} | {r['per_s']:.0f} | {r['cpu_ms']:.2f} | {r['failed']} |")
+    lines += ["", "| TLS | the primary per server core, as a share of nginx's (target >= 0.85) |", "| --- | ---: |"]
+    for version in VERSIONS:
+        ratio = by[("nginx", version)]["cpu_ms"] / by[("primary", version)]["cpu_ms"]
+        lines.append(f"| {version} | {ratio:.2f} |")
+    publish("tls", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
