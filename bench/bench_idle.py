@@ -16,8 +16,9 @@ SETTLE = 10.0   # s after all healthy: start-up work (JVMs, first handshakes) is
 TARGET = 3.0    # % of one core, the whole lab
 
 
-def cpu_ns(api, box) -> int:
-    stats = api.stats(box.id, stream=False, one_shot=True)
+def cpu_ns(api, container_id: str) -> int:
+    """CPU time the container's cgroup has used so far."""
+    stats = api.stats(container_id, stream=False, one_shot=True)
     return int(stats["cpu_stats"]["cpu_usage"]["total_usage"])
 
 
@@ -29,10 +30,10 @@ def measure(window: float = WINDOW, settle: float = SETTLE) -> list[tuple[str, f
     time.sleep(settle)
     boxes = [b for b in engine.containers() if b.running]
     with engine.session(30, "docker stats") as api:
-        start = {b.service: cpu_ns(api, b) for b in boxes}
+        start = {b.service: cpu_ns(api, b.id) for b in boxes}
         began = time.monotonic()
         time.sleep(window)
-        end = {b.service: cpu_ns(api, b) for b in boxes}
+        end = {b.service: cpu_ns(api, b.id) for b in boxes}
         elapsed = time.monotonic() - began
     rows = [(svc, 100.0 * (end[svc] - start[svc]) / 1e9 / elapsed) for svc in start]
     return rows + [("lab", sum(share for _, share in rows))]

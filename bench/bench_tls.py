@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from certkit.certs import key_pem, load_cert_file, pem
 from lab import engine, labstate
+from bench_idle import cpu_ns
 from report import publish
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +51,6 @@ def certificates(folder: Path) -> None:
     write(folder, "chain.pem", (folder / "server.pem").read_bytes())
     write(folder, "key.pem", (folder / "server.key").read_bytes())
     write(folder, "cas.pem", pem([load_cert_file(p) for p in spec.account.trusted_cas]).encode())
-
-
-def cpu_ns(api, container_id: str) -> int:
-    return int(api.stats(container_id, stream=False, one_shot=True)["cpu_stats"]["cpu_usage"]["total_usage"])
 
 
 def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
