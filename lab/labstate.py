@@ -3,9 +3,10 @@ staged for it.
 
 Labs: the default one (compose project safeq-lab, port 2560), and any number of named ones side by
 side (`safeq-lab --lab NAME`, one per student): each its own compose project, network, volumes,
-generated PKI (build/labs/NAME/pki) and published port. `up` writes the lab's state (build/lab.json, build/labs/NAME/lab.json); every later
-command (status, verify, logs, down, the infra checks) reads it, so that compose sees the same names,
-folders and settings as the lab that runs. Without the file: the lab's own PKI, compose.yaml's defaults.
+generated PKI (build/labs/NAME/pki) and published port. `up` writes the lab's state (build/lab.json,
+build/labs/NAME/lab.json); every later command (status, verify, logs, down, the infra checks) reads
+it, so that compose sees the same names, folders and settings as the lab that runs. Without the
+file: the lab's own PKI, compose.yaml's defaults.
 """
 from __future__ import annotations
 
@@ -84,19 +85,18 @@ def free_port(previous: LabState, wanted: int | None = None) -> int:
     """The port this lab publishes the primary on: ``wanted`` (`up --port`) when it is this lab's
     already or free; else 2560 for the default lab; a named lab keeps its port, or takes the first
     one from 2561 up that no other lab has and nothing listens on."""
+    if wanted is None and name() == DEFAULT:
+        return DEFAULT_PORT
+    if wanted is None and "SAFEQ_PRIMARY_PORT" in previous.env:
+        return previous.port
+    others = {current(other).port for other in names() if other != name()}
     if wanted is not None:
-        others = {current(other).port for other in names() if other != name()}
         if wanted != previous.port and (wanted in others or not _bindable(wanted)):
             raise LabError(f"port {wanted} is taken on 127.0.0.1 (another lab or program listens there): "
                            "choose another with --port, or leave --port out to get a free one")
         return wanted
-    if name() == DEFAULT:
-        return DEFAULT_PORT
-    if "SAFEQ_PRIMARY_PORT" in previous.env:
-        return previous.port
-    taken = {DEFAULT_PORT} | {current(other).port for other in names() if other != name()}
     for port in range(DEFAULT_PORT + 1, DEFAULT_PORT + 200):
-        if port not in taken and _bindable(port):
+        if port not in others and _bindable(port):
             return port
     raise LabError("no free port from 2561 to 2759 on 127.0.0.1 for this lab's primary: remove labs you no "
                    "longer need (`safeq-lab --lab NAME down --volumes`)")

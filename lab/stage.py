@@ -23,10 +23,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from certkit.certs import key_pem, pem
+from certkit.certs import key_pem, load_cert_file, pem
 from certkit.chain import order_chain
 from certkit.fsio import FILE_MODE, SECRET_FILE_MODE, write_new
-from pki.export import mode_for, pfx_encryption, unattended_install_conf
+from pki.export import java_truststore, mode_for, unattended_install_conf
 from pki.ocsp import OCSP_HOST, RESPONDER_CONFIG, STATUS_FILE
 
 from .labstate import STAGED_SPEC, host_env
@@ -36,18 +36,17 @@ MARKER = ".safeq-lab-staged"  # a folder without it is not the lab's to replace
 STAGED_TRUSTSTORE = "truststore.pfx"
 
 
-def copy(src: Path, dest: Path, name: str | None = None) -> str:
-    """``src`` into ``dest`` (under ``name``, else its own name): the file's name inside the container.
-    Two different files of the same name cannot both be there."""
-    name = name or src.name
-    target = dest / name
+def copy(src: Path, dest: Path) -> str:
+    """``src`` into ``dest`` under its own name: the file's name inside the container. Two different
+    files of the same name cannot both be there."""
+    target = dest / src.name
     data = src.read_bytes()
     if target.exists():
         if target.read_bytes() != data:
-            raise SpecError(f"two different files are named {name} ({src} and another): rename one of them")
-        return name
+            raise SpecError(f"two different files are named {src.name} ({src} and another): rename one of them")
+        return src.name
     write_new(target, data, mode_for(target))
-    return name
+    return src.name
 
 
 def stage_primary(spec: Spec, hdir: Path) -> tuple[Primary, Account]:
@@ -59,20 +58,15 @@ def stage_primary(spec: Spec, hdir: Path) -> tuple[Primary, Account]:
     return primary, account
 
 
-def java_truststore(files: tuple[Path, ...], password: str) -> bytes:
-    """What `keytool -importcert -alias <file name> -storetype PKCS12` makes of each file: trustedCertEntry."""
-    from certkit.certs import load_cert_file
-    entries = [pkcs12.PKCS12Certificate(load_cert_file(f), f.stem.lower().encode()) for f in files]
-    return pkcs12.serialize_java_truststore(entries, pfx_encryption(password, legacy=False))
-
-
 def stage_gateway(gateway: Gateway, primary_host: str, hdir: Path) -> Gateway:
     keystore = copy(gateway.keystore, hdir)
     if gateway.truststore is not None:
         truststore, password = copy(gateway.truststore, hdir), gateway.truststore_password
     else:
         truststore, password = STAGED_TRUSTSTORE, secrets.token_urlsafe(16)
-        write_new(hdir / truststore, java_truststore(gateway.truststore_certs, password), SECRET_FILE_MODE)
+        # What `keytool -importcert -alias <file name> -storetype PKCS12` makes of each file.
+        entries = [(load_cert_file(f), f.stem.lower()) for f in gateway.truststore_certs]
+        write_new(hdir / truststore, java_truststore(entries, password, legacy=False), SECRET_FILE_MODE)
     conf = unattended_install_conf(keystore, gateway.keystore_password, truststore, password, primary_host)
     write_new(hdir / "unattended-install.conf", conf, SECRET_FILE_MODE)
     return dataclasses.replace(gateway, keystore=hdir / keystore, truststore=hdir / truststore,

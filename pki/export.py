@@ -112,11 +112,16 @@ def entity_pfx(
     return pkcs12.serialize_key_and_certificates(name.encode(), key, cert, extra, pfx_encryption(password, legacy))
 
 
-def truststore(root: CertificateAuthority, password: str, legacy: bool) -> bytes:
+def java_truststore(entries: list[tuple[x509.Certificate, str]], password: str, legacy: bool) -> bytes:
+    """A PKCS12 truststore as `keytool -importcert` makes it: each (certificate, alias) a trustedCertEntry."""
     # serialize_java_truststore adds Oracle's trusted-key-usage attribute;
     # without it Java loads the store with zero trusted entries.
-    entry = pkcs12.PKCS12Certificate(root.cert, TRUSTSTORE_ALIAS.encode())
-    return pkcs12.serialize_java_truststore([entry], pfx_encryption(password, legacy))
+    certs = [pkcs12.PKCS12Certificate(cert, alias.encode()) for cert, alias in entries]
+    return pkcs12.serialize_java_truststore(certs, pfx_encryption(password, legacy))
+
+
+def truststore(root: CertificateAuthority, password: str, legacy: bool) -> bytes:
+    return java_truststore([(root.cert, TRUSTSTORE_ALIAS)], password, legacy)
 
 
 def write_ca_files(cas_dir: Path, cas: list[CertificateAuthority]) -> None:
