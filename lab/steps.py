@@ -10,9 +10,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes
-
-from certkit.certs import load_cert_file
+from certkit.certs import fingerprint, load_cert_file
 
 from .errors import LabError
 from .spec import Account, Spec
@@ -42,10 +40,6 @@ def in_container(path: Path, host_dir: Path) -> str:
                        "(`safeq-lab up --spec FILE`)") from None
 
 
-def sha256(path: Path) -> str:
-    return load_cert_file(path).fingerprint(hashes.SHA256()).hex(":").upper()
-
-
 def sed_setting(key: str, value: str) -> str:
     """A sed script that sets KEY to VALUE as a quoted HOCON string (JSON rules: \\ and \")."""
     quoted = json.dumps(value, ensure_ascii=False)
@@ -63,7 +57,7 @@ def cacerts_steps(files: tuple[Path, ...], host_dir: Path) -> list[Step]:
         out.append(Step(f"Import {path.name} into the Java cacerts (password changeit, answer yes)",
                         f"{q(KEYTOOL)} -importcert -file {q(in_container(path, host_dir))}{alias} -keystore {q(CACERTS)}",
                         stdin="changeit\nyes\n",
-                        unless=f"{q(KEYTOOL)} -list -keystore {q(CACERTS)} -storepass changeit | grep -q {q(sha256(path))}"))
+                        unless=f"{q(KEYTOOL)} -list -keystore {q(CACERTS)} -storepass changeit | grep -q {q(fingerprint(load_cert_file(path)))}"))
     return out
 
 
