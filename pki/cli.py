@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from . import builder
+from . import builder, defects
 from .database import REASONS
 from .errors import PKIError
 from .keys import DEFAULT_KEY_TYPE, KEY_TYPES
@@ -139,6 +139,22 @@ def reissue_cmd(name: str, directory: Path) -> None:
     host = name.strip().lower()
     click.echo(f"reissued {host}:")
     _summary(manifest, [host])
+
+
+@pki_group.command("defect")
+@click.argument("host")
+@click.option("--defect", "kind", required=True, metavar="KIND", help=f"One of: {', '.join(defects.KINDS)}.")
+@dir_option
+@reports_errors
+def defect_cmd(host: str, kind: str, directory: Path) -> None:
+    """Replace host HOST's files in hosts/HOST/ with ones that carry a deliberate defect, for training;
+    `safeq-lab pki reissue HOST` puts good ones back."""
+    written = defects.apply(directory, host, kind)
+    for path in written:
+        click.echo(f"wrote {path} ({kind})")
+    name = host.strip().lower()
+    where = "" if directory == builder.DEFAULT_DIR else f" --dir {directory}"
+    click.echo(f"undo: `safeq-lab pki reissue {name}{where}` gives {name} good files again")
 
 
 @pki_group.command("show")
