@@ -20,10 +20,12 @@ from pki.database import DB_PATH
 
 from . import admin, docker, engine, images, labstate, project, spec, status, up as lab_up
 from .deadline import Deadline
+from .scenarios import cli as scenario_cli
 from .errors import LabError
 from .views import Phases, print_endpoints, print_refused, print_summary, say
 
 DISTRIBUTION = "safeq-pki-lab"
+EXEC_TIMEOUT = 300  # a command typed at a container's console
 VERIFY_TIMEOUT = 3600  # the whole suite takes minutes; a lab that hangs ends in an error, not a wait
 
 
@@ -72,6 +74,8 @@ def main(ctx: click.Context, lab_name: str | None) -> None:
             labstate.name()
         except LabError as exc:
             raise click.BadParameter(str(exc), param_hint="--lab") from None
+        # `pki` commands act on this lab's PKI (build/labs/NAME/pki) unless SAFEQ_PKI_DIR says otherwise.
+        os.environ.setdefault("SAFEQ_PKI_DIR", str(project.pki_dir()))
     if ctx.invoked_subcommand is None:
         click.echo(quick_start())
 
@@ -79,6 +83,8 @@ def main(ctx: click.Context, lab_name: str | None) -> None:
 main.add_command(pki_group, name="pki")
 main.add_command(admin.account, name="account")
 main.add_command(admin.endpoints, name="endpoints")
+main.add_command(scenario_cli.scenarios)
+main.add_command(scenario_cli.exercise)
 
 
 @main.command()
@@ -247,6 +253,20 @@ def doctor(spec_file: str | None, as_json: bool, expiry_days: int, java_choice: 
         click.echo(f"checked with {java.summary()}")
         click.echo(report.summary(found))
     sys.exit(report.exit_code(found))
+
+
+@main.command(name="exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("service")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@reports_errors
+def exec_cmd(service: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND in SERVICE's container as at its console, e.g. `safeq-lab exec primary systemctl restart
+    safeq-cloud-server`; exits with the command's status."""
+    docker.preflight()
+    result = engine.execute(service, list(command), timeout=EXEC_TIMEOUT)
+    click.echo(result.stdout, nl=False)
+    click.echo(result.stderr, nl=False, err=True)
+    sys.exit(result.returncode)
 
 
 @main.command()

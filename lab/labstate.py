@@ -91,18 +91,18 @@ def free_port(previous: LabState, wanted: int | None = None) -> int:
         return previous.port
     others = {current(other).port for other in names() if other != name()}
     if wanted is not None:
-        if wanted != previous.port and (wanted in others or not _bindable(wanted)):
+        if wanted != previous.port and (wanted in others or not bindable(wanted)):
             raise LabError(f"port {wanted} is taken on 127.0.0.1 (another lab or program listens there): "
                            "choose another with --port, or leave --port out to get a free one")
         return wanted
     for port in range(DEFAULT_PORT + 1, DEFAULT_PORT + 200):
-        if port not in others and _bindable(port):
+        if port not in others and bindable(port):
             return port
     raise LabError("no free port from 2561 to 2759 on 127.0.0.1 for this lab's primary: remove labs you no "
                    "longer need (`safeq-lab --lab NAME down --volumes`)")
 
 
-def _bindable(port: int) -> bool:
+def bindable(port: int) -> bool:
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", port))

@@ -32,7 +32,8 @@ EXIT_ERROR = 2
 
 dir_option = click.option(
     "--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=builder.DEFAULT_DIR,
-    show_default=True, help="PKI directory (relative to the current directory).",
+    envvar="SAFEQ_PKI_DIR", show_default=True,
+    help="PKI directory (relative to the current directory); `safeq-lab --lab NAME pki` uses that lab's.",
 )
 
 

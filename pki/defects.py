@@ -146,12 +146,14 @@ class _Host:
         return ca._sign(builder, self._extensions(key, ca.cert, changes=changes))
 
     def _not_a_ca(self) -> CertificateAuthority:
-        """A 'sub-CA' under the host's issuer made from the end-entity template: CA:FALSE, no keyCertSign."""
+        """A 'sub-CA' under the host's issuer made from an end-entity template: CA:FALSE and no key usage
+        at all, so that the CA flag is what a JRE trips over ("basic constraints check failed")."""
         sub_name = f"{self.issuer.name}-Sub"
         key = self.kt.generate()
         builder = self.issuer._builder(subject(sub_name, self.settings.org), key.public_key(),
                                        self.settings.days_entity, _now())
-        exts = self._extensions(key, self.issuer.cert, changes={x509.SubjectAlternativeName: None})
+        exts = self._extensions(key, self.issuer.cert, changes={x509.SubjectAlternativeName: None,
+                                                                          x509.KeyUsage: None, x509.ExtendedKeyUsage: None})
         return CertificateAuthority(sub_name, self.issuer._sign(builder, exts), key)
 
     def _self_signed(self, key) -> x509.Certificate:

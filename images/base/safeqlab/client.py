@@ -5,7 +5,8 @@ The Windows certificate store is stood in for by a folder (SAFEQ_CERT_STORE):
   CA/*.crt                        Intermediate Certification Authorities
   Root/*.crt                      Trusted Root Certification Authorities
 "Use pre-configured system certificate": the first Personal certificate whose subject,
-or whose issuer's subject, contains SAFEQ_CERTIFICATE_SUBJECT (a substring).
+or whose issuer's subject, contains the configured subject (a substring): SAFEQ_CERTIFICATE_SUBJECT
+as installed, or the one `safeq-client setup --subject S` chose since.
 The primary's chain is judged by the JRE against Root/ and CA/ plus the system's public CAs
 (Windows' Root store holds those too).
 """
@@ -13,14 +14,17 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import logging
 import os
+import subprocess
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from certkit.certs import CertificateError, common_name, fingerprint, load_certs, name_str
+from certkit import fsio
 from certkit.chain import issued_by, order_chain
 from . import service
 from .endpoint import Identity, SetupError
@@ -30,6 +34,7 @@ LOG = HOME / "logs/safeqclientcore.log"
 STATE = HOME / "status.json"
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 BUILTIN_DIR = "/var/lib/safeqclient/builtin"
+SETUP = "/var/lib/safeqclient/setup.json"  # `safeq-client setup`: the service setup's choices, kept
 WORKDIR = "/run/safeqclient"  # private: key files pass through it
 CERT_SUFFIXES = (".crt", ".cer", ".pem", ".der")
 LOCAL_STORAGE_OFF = ("local storage mode is off: the client does not talk to an on-premise primary "
@@ -162,7 +167,8 @@ class Client(service.Spec):
     def subject(self) -> str:
         if self.subject_override is not None:
             return self.subject_override
-        return os.environ.get("SAFEQ_CERTIFICATE_SUBJECT", "")
+        chosen = fsio.read_json(SETUP) or {}
+        return chosen.get("subject", os.environ.get("SAFEQ_CERTIFICATE_SUBJECT", ""))
 
     def store_dir(self) -> Path:
         return Path(self.store_override or os.environ.get("SAFEQ_CERT_STORE", "/pki/store"))
@@ -201,5 +207,17 @@ class Client(service.Spec):
         return f"{(data or {}).get('icon', 'yellow')}: {why}"
 
 
+def setup(argv: list[str]) -> int:
+    """The service setup again ("Use pre-configured system certificate": which subject), then a restart."""
+    parser = argparse.ArgumentParser(prog="safeq-client setup")
+    parser.add_argument("--subject", required=True, help="subject substring of the certificate to use")
+    args = parser.parse_args(argv)
+    fsio.atomic_write(SETUP, json.dumps({"subject": args.subject}).encode() + b"\n", 0o644)
+    print(f"certificate subject set to '{args.subject}'; restarting safeq-client")
+    return subprocess.run(["systemctl", "restart", "safeq-client"], timeout=30).returncode
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["setup"]:
+        return setup(argv[1:])
     return service.main(argv, Client())

@@ -1,0 +1,163 @@
+"""`safeq-lab scenarios run`: each scenario in a lab of its own (`sc-ID`), some side by side.
+
+Each lab is a child `safeq-lab --lab sc-ID scenarios run-one ID` process writing its outcome as JSON;
+its own output goes to build/scenarios/ID.log. Labs are removed when their scenario ends, and all
+of them on Ctrl-C or any failure of the run itself.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from certkit.fsio import atomic_write
+
+from .. import docker, labstate, project
+from ..errors import LabError
+from .catalog import Scenario
+
+FIRST_PORT = 2600
+CHILD_TIMEOUT = 900
+
+
+def lab_name(scenario_id: str) -> str:
+    return f"sc-{scenario_id}"[:40]
+
+
+def log_dir() -> Path:
+    return project.root() / "build" / "scenarios"
+
+
+def _ports(count: int) -> list[int]:
+    """Distinct free ports, none another lab publishes."""
+    taken = {labstate.current(lab).port for lab in labstate.names()}
+    out, port = [], FIRST_PORT
+    while len(out) < count and port < 65000:
+        if port not in taken and labstate.bindable(port):
+            out.append(port)
+        port += 1
+    return out
+
+
+@dataclass
+class Child:
+    scenario: Scenario
+    proc: subprocess.Popen
+    result: Path
+    began: float
+
+
+def _spawn(scenario: Scenario, port: int, solve: bool, timeout: int) -> Child:
+    folder = log_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    result = folder / f"{scenario.id}.json"
+    result.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "lab.cli", "--lab", lab_name(scenario.id), "scenarios", "run-one", scenario.id,
+            "--port", str(port), "--timeout", str(timeout), "--result", str(result), *(["--solve"] if solve else [])]
+    with open(folder / f"{scenario.id}.log", "w") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=project.root(),
+                                env={k: v for k, v in os.environ.items() if k not in ("SAFEQ_LAB", "SAFEQ_PKI_DIR")},
+                                start_new_session=True)
+    return Child(scenario, proc, result, time.monotonic())
+
+
+def _collect(child: Child) -> dict:
+    try:
+        return json.loads(child.result.read_text())
+    except (OSError, ValueError):
+        tail = (log_dir() / f"{child.scenario.id}.log").read_text(errors="replace").strip().splitlines()[-3:]
+        return {"id": child.scenario.id, "title": child.scenario.title, "ok": False, "phases": {},
+                "seconds": round(time.monotonic() - child.began, 1),
+                "error": f"the scenario's run ended without a result (exit {child.proc.returncode}): "
+                         + " | ".join(tail)}
+
+
+def _stop_all(children: list[Child]) -> None:
+    for child in children:
+        if child.proc.poll() is None:
+            os.killpg(child.proc.pid, signal.SIGTERM)  # the child removes its lab on SIGTERM
+    for child in children:
+        try:
+            child.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.proc.pid, signal.SIGKILL)
+            child.proc.wait(timeout=10)
+
+
+def remove_lab(name: str) -> None:
+    """A scenario lab's containers, network and volumes, whatever its child left behind."""
+    env = {**os.environ, "SAFEQ_LAB_NAME": name}
+    subprocess.run(["docker", "compose", "-f", str(project.root() / "compose.yaml"), "-p", name, "down", "--volumes",
+                    "--timeout", "2"], capture_output=True, cwd=project.root(), env=env, timeout=120)
+    import shutil
+    shutil.rmtree(labstate.folder(name), ignore_errors=True)
+
+
+def run_all(scenarios: Sequence[Scenario], *, jobs: int, solve: bool, timeout: int,
+            progress: Callable[[dict], None]) -> list[dict]:
+    """Every scenario's outcome (runner.Outcome.to_json), in the order given."""
+    docker.preflight()
+    waiting = list(scenarios)
+    ports = _ports(len(waiting))
+    running: list[Child] = []
+    done: dict[str, dict] = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                running.append(_spawn(waiting.pop(0), ports.pop(0), solve, timeout))
+            for child in [c for c in running if c.proc.poll() is not None]:
+                running.remove(child)
+                done[child.scenario.id] = _collect(child)
+                progress(done[child.scenario.id])
+            for child in running:
+                if time.monotonic() - child.began > CHILD_TIMEOUT:
+                    raise LabError(f"scenario {child.scenario.id} took more than {CHILD_TIMEOUT} s; "
+                                   f"see {log_dir() / (child.scenario.id + '.log')}")
+            time.sleep(0.2)
+    finally:
+        _stop_all(running)
+        for scenario in scenarios:
+            if scenario.id not in done:  # a finished child removed its own lab
+                remove_lab(lab_name(scenario.id))
+    return [done[s.id] for s in scenarios]
+
+
+# -- reports ----------------------------------------------------------------------------------
+
+def rows(outcome: dict) -> list[tuple[str, str, str, str]]:
+    """(phase, expected, observed, ok) per check; one row for a run that broke off."""
+    out = []
+    for phase, results in outcome["phases"].items():
+        # Before the fix ("broken") one failing check is enough to show that the fix is needed.
+        still_broken = not all(r["ok"] for r in results)
+        out += [(phase, r["check"], r["observed"],
+                 "ok" if (still_broken if phase == "broken" else r["ok"]) else "MISMATCH") for r in results]
+    if outcome.get("error"):
+        out.append(("error", "the run", outcome["error"], "MISMATCH"))
+    return out
+
+
+def junit(outcomes: list[dict], path: Path) -> None:
+    """One testcase per scenario, the observed reasons in its output."""
+    suite = ET.Element("testsuite", name="scenarios", tests=str(len(outcomes)),
+                       failures=str(sum(not o["ok"] for o in outcomes)),
+                       time=f"{sum(o['seconds'] for o in outcomes):.1f}")
+    for outcome in outcomes:
+        case = ET.SubElement(suite, "testcase", classname="scenarios", name=outcome["id"], time=str(outcome["seconds"]))
+        lines = [f"[{phase}] {expected} -> {observed} ({verdict})" for phase, expected, observed, verdict in rows(outcome)]
+        if not outcome["ok"]:
+            bad = [line for line in lines if line.endswith("(MISMATCH)")]
+            ET.SubElement(case, "failure", message=(bad[0] if bad else "mismatch")[:500]).text = "\n".join(bad)
+        ET.SubElement(case, "system-out").text = f"{outcome['title']}\n" + "\n".join(lines)
+    atomic_write(path, ET.tostring(suite, encoding="utf-8", xml_declaration=True) + b"\n", 0o644)
+
+
+def write_json(outcomes: list[dict], path: Path) -> None:
+    atomic_write(path, json.dumps(outcomes, indent=2).encode() + b"\n", 0o644)

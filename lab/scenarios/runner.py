@@ -1,0 +1,145 @@
+"""One scenario in this process's lab: bring it up broken, observe, and (for a run) fix it as typed.
+
+A scenario's lab is always a named one (`--lab NAME`) with a PKI of its own, made fresh for the
+scenario: the default lab and its PKI are never touched. ``exercise.json`` in the lab's folder
+records which scenario the lab runs, so that `exercise hint|check|reset` know it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pki
+from certkit.fsio import read_json, write_json
+
+from .. import docker, labstate, project, up as lab_up
+from ..errors import LabError
+from . import actions, observe
+from .catalog import Scenario
+from .checks import Result
+
+STATE_FILE = "exercise.json"
+EXPECT_TIMEOUT = 60   # seconds for a break to show (reconnect backoff, OCSP cache, a restart)
+FIXED_TIMEOUT = 60
+COMMAND_TIMEOUT = 300
+
+
+@dataclass
+class Outcome:
+    """What a run saw: each phase's check results; ``error`` when the run itself could not go on."""
+    scenario: str
+    title: str
+    phases: dict[str, list[Result]] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        if self.error is not None or not self.phases.get("expect"):
+            return False
+        # "broken" holds the fixed checks seen before the fix: at least one must fail there.
+        broken = self.phases.get("broken")
+        return (all(r.ok for name, rs in self.phases.items() if name != "broken" for r in rs)
+                and (broken is None or not all(r.ok for r in broken)))
+
+    def to_json(self) -> dict:
+        return {"id": self.scenario, "title": self.title, "ok": self.ok, "error": self.error,
+                "seconds": round(self.seconds, 1),
+                "phases": {name: [{"check": r.check.describe(), "ok": r.ok, "observed": r.observed} for r in rs]
+                           for name, rs in self.phases.items()}}
+
+
+def require_named_lab() -> str:
+    lab = labstate.name()
+    if lab == labstate.DEFAULT:
+        raise LabError("scenarios and exercises run in a lab of their own, never the default one: "
+                       "`safeq-lab --lab student-01 exercise start ID`")
+    return lab
+
+
+def state_path() -> Path:
+    return labstate.folder() / STATE_FILE
+
+
+def current_id() -> str:
+    data = read_json(state_path())
+    if not data or "id" not in data:
+        raise LabError(f"lab {labstate.name()} runs no exercise: start one with "
+                       f"`safeq-lab --lab {labstate.name()} exercise start ID`")
+    return data["id"]
+
+
+def fresh_pki(scenario: Scenario, force: bool) -> Path:
+    """The lab's PKI made anew in the scenario's shape; a PKI an exercise did not make is kept unless forced."""
+    pki_dir = project.pki_dir()
+    if pki.exists(pki_dir) and not state_path().exists() and not force:
+        raise LabError(f"lab {labstate.name()} has a PKI of its own in {pki_dir} that no exercise made: "
+                       "an exercise replaces it; pick another --lab name, or add --force")
+    pki.init_pki(pki_dir, intermediates=scenario.lab.intermediates, force=True)
+    return pki_dir
+
+
+def start(scenario: Scenario, *, timeout: float, port: int | None = None, force: bool = False,
+          build: bool = False) -> list[Result]:
+    """Fresh volumes and PKI, the doc's steps, every service healthy, then the break; the expected
+    outcome observed (returned; a break that does not show within the time is the caller's to judge)."""
+    require_named_lab()
+    docker.preflight()
+    docker.compose("down", "--volumes", "--timeout", "2", quiet=True)
+    fresh_pki(scenario, force)
+    write_json(state_path(), {"id": scenario.id})
+    lab_up.run(scenario.lab.policy, build, timeout, port=port)
+    for action in scenario.breaks:
+        actions.apply(action)
+    return observe.wait(scenario.expect, EXPECT_TIMEOUT)
+
+
+def check(scenario: Scenario, timeout: float = 0) -> list[Result]:
+    """The fixed checks against the lab as it is (``timeout``: wait for them that long)."""
+    return observe.wait(scenario.fixed, timeout) if timeout else observe.look(scenario.fixed)
+
+
+def solve(scenario: Scenario) -> list[tuple[str, int, str]]:
+    """The solution's commands typed in a shell on the host, in this lab; (command, exit, output) each."""
+    env = {k: v for k, v in os.environ.items() if k != "SAFEQ_PKI_DIR"}  # as a trainee's shell: the lab name only
+    env[labstate.NAME_VAR] = labstate.name()
+    bindir = str(Path(sys.executable).parent)  # safeq-lab of this installation first
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    done = []
+    for command in scenario.solution:
+        proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, cwd=project.root(), env=env,
+                              timeout=COMMAND_TIMEOUT)
+        done.append((command, proc.returncode, (proc.stdout + proc.stderr).strip()))
+        if proc.returncode != 0:
+            break
+    return done
+
+
+def run(scenario: Scenario, *, timeout: float, port: int | None, solve_it: bool) -> Outcome:
+    """The whole scenario, judged: expect after the break; with ``solve_it`` the fixed checks fail
+    first, then hold after the solution was typed."""
+    outcome = Outcome(scenario.id, scenario.title)
+    began = time.monotonic()
+    try:
+        outcome.phases["expect"] = start(scenario, timeout=timeout, port=port, force=True)
+        if solve_it and scenario.exercise:
+            outcome.phases["broken"] = check(scenario)
+            for command, code, output in solve(scenario):
+                if code != 0:
+                    raise LabError(f"solution step `{command}` failed (exit {code}): {output[-300:]}")
+            outcome.phases["fixed"] = check(scenario, FIXED_TIMEOUT)
+    except LabError as exc:
+        outcome.error = str(exc)
+    outcome.seconds = time.monotonic() - began
+    return outcome
+
+
+def remove() -> None:
+    """The lab gone: containers, network, volumes, its folder (PKI included)."""
+    docker.compose("down", "--volumes", "--timeout", "2", check=False, quiet=True)
+    shutil.rmtree(labstate.folder(), ignore_errors=True)
