@@ -8,12 +8,13 @@ ENSURE_DOCKER ?= scripts/ensure-docker.sh
 # seconds for it: apt installs the engine on a fresh machine
 ENSURE_TIMEOUT ?= 1800
 
-.PHONY: lab-up lab-down verify test unit infra images base-image venv bench clean help docker-ready
+.PHONY: lab-up lab-down verify test unit infra scenarios images base-image venv bench clean help docker-ready
 
 help:
 	@echo "make lab-up     start the lab (PKI, images, primary setup, all healthy)"
-	@echo "make test       images, unit tests (JRE reference included), then the lab up, testinfra checks, lab down"
+	@echo "make test       images, unit tests (JRE reference included), the lab up, testinfra checks, lab down, the scenario catalog"
 	@echo "make verify     testinfra checks against the running lab"
+	@echo "make scenarios  the scenario catalog, each in a lab of its own (build/scenarios/report.xml)"
 	@echo "make lab-down   stop the lab (PKI kept)"
 	@echo "make bench      PKI and lab timings -> bench/results/"
 	@echo "make clean      remove containers, images and the lab's volumes (PKI kept; safeq-lab clean --pki drops it)"
@@ -63,7 +64,11 @@ infra: docker-ready $(STAMP)
 	if [ $$rc -ne 0 ]; then $(VENV)/bin/safeq-lab status || true; $(VENV)/bin/safeq-lab logs || true; fi; \
 	$(VENV)/bin/safeq-lab down; exit $$rc
 
-test: docker-ready images unit infra
+# The scenario catalog, each scenario in a lab of its own; reports in build/scenarios/.
+scenarios: docker-ready $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/scenarios
+
+test: docker-ready images unit infra scenarios
 
 bench: $(STAMP)
 	$(PY) bench/bench_pki.py

@@ -62,64 +62,11 @@ def gateway_try(gateway, manifest, **overrides) -> str:
     return f"{out.rc}:{out.stdout.strip().splitlines()[-1]}"
 
 
-@pytest.fixture(scope="module")
-def gateway_files(gateway, manifest):
-    gw = next(e for e in manifest["entities"] if e["name"] == "gateway-host")
-    gateway.check_output(
-        "mkdir -p /tmp/neg && cd /tmp/neg && "
-        f"openssl pkcs12 -in /pki/gateway-host.pfx -passin pass:{shlex.quote(gw['pfx_password'])} -nokeys -cacerts -out cas.pem && "
-        # The mistake the doc's keytool command avoids: a PKCS12 without Java's trusted-cert attribute.
-        "openssl pkcs12 -export -nokeys -in cas.pem -out openssl-truststore.pfx -passout pass:changeit && "
-        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=Other-Root "
-        "-keyout other.key -out other.crt 2>/dev/null && rm -f other-root.pfx && "
-        "keytool -importcert -noprompt -file other.crt -alias other-root -storetype PKCS12 "
-        "-keystore other-root.pfx -storepass changeit >/dev/null 2>&1")
-    return "/tmp/neg"
-
-
-def test_gateway_connection_test_passes_with_the_generated_file(gateway, manifest, gateway_files):
+def test_gateway_connection_test_passes_with_the_generated_file(gateway, manifest):
     result = gateway_try(gateway, manifest)
     assert result.startswith("0:ok: connected to primary-host:2560; server certificate CN=primary-host"), result
 
 
-def test_gateway_truststore_made_by_openssl_is_empty_to_java(gateway, manifest, gateway_files):
-    result = gateway_try(gateway, manifest, HCP_DEFAULT_TRUSTSTORE=f"{gateway_files}/openssl-truststore.pfx",
-                         HCP_DEFAULT_TRUSTSTORE_PASSWORD="changeit")
-    # As a Java gateway: it connects, and its trust manager refuses the primary with internal_error.
-    assert result == ("1:failed: (internal_error) Unexpected error: java.security.InvalidAlgorithmParameterException: "
-                      "the trustAnchors parameter must be non-empty")
-    said = gateway.run("safeq-gateway test-connection --unattended /tmp/neg/unattended.conf").stdout
-    assert f"Truststore {gateway_files}/openssl-truststore.pfx has no trustedCertEntry" in said
-
-
-def test_gateway_truststore_without_the_lab_root_cannot_build_a_path(gateway, manifest, gateway_files):
-    result = gateway_try(gateway, manifest, HCP_DEFAULT_TRUSTSTORE=f"{gateway_files}/other-root.pfx",
-                         HCP_DEFAULT_TRUSTSTORE_PASSWORD="changeit")
-    assert result == f"1:failed: (certificate_unknown) {PKIX}"
-
-
-def test_gateway_wrong_keystore_password(gateway, manifest, gateway_files):
+def test_gateway_wrong_keystore_password(gateway, manifest):
     result = gateway_try(gateway, manifest, HCP_DEFAULT_KEYSTORE_PASSWORD="not-the-password")
     assert result == "1:failed: java.io.IOException: keystore password was incorrect"
-
-
-def test_gateway_primary_address_not_in_the_certificate(gateway, manifest, gateway_files):
-    # "primary" resolves (compose service name) but is not a name in primary-host's certificate.
-    result = gateway_try(gateway, manifest, HCP_PRIMARY_SERVER_ADDRESS="primary:2560")
-    assert result == "1:failed: (certificate_unknown) No subject alternative DNS name matching primary found.", result
-
-
-# --- client: "Use pre-configured system certificate" --------------------------------------------
-
-def test_client_subject_substring_may_name_the_issuer(client):
-    out = client.run("safeq-client test-connection --subject Acme-CA-Intermediate")
-    assert out.rc == 0, out.stdout
-    assert "Using system certificate subject=CN=pcclient-host" in out.stdout
-
-
-def test_client_subject_matching_nothing_says_what_the_store_holds(client):
-    out = client.run("safeq-client test-connection --subject no-such-host")
-    assert out.rc == 1
-    assert out.stdout.strip().splitlines()[-1] == (
-        "failed: no certificate with a private key in the Personal store matches subject 'no-such-host' "
-        "(Personal store holds: CN=pcclient-host,O=Acme)")

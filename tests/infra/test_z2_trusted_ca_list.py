@@ -3,15 +3,12 @@ import json
 
 import pytest
 
-from certkit.jsse import PKIX
 from conftest import ROOT, endpoint, lab, lab_json, sha256_of, wait_for
 from lab import engine
 
 # Breaks and mends the lab's own PKI (its CA issues what it needs): not run on a spec's files.
 pytestmark = pytest.mark.lab_pki
 
-VALIDATION = "PKIX path validation failed: java.security.cert.CertPathValidatorException: "
-NO_ANCHOR = f"{VALIDATION}Path does not chain with any of the trust anchors"
 
 
 
@@ -47,30 +44,6 @@ def test_root_alone_is_enough_when_chains_carry_the_intermediate(primary, gatewa
         assert ep, endpoint(primary, name)
         assert ep["decision"] == "accepted"
     assert wait_for(lambda: health(gateway, "safeq-gateway health") and health(client, "safeq-client health"), 30)
-
-
-def test_without_trusted_cas_both_are_refused_naming_the_anchor(primary, gateway, client, manifest, restore_trusted_cas):
-    for ca in lab_json("account", "show")["trusted_cas"]:
-        assert lab("account", "remove-ca", ca["sha256"].replace(":", "")).returncode == 0
-    assert lab_json("account", "show")["trusted_cas"] == []
-    for name in ("gateway-host", "pcclient-host"):
-        ep = wait_for(lambda: (lambda e: e if (e["state"], e["decision"]) == ("disconnected", "not-trusted") else None)(
-            endpoint(primary, name)), 15)
-        assert ep, endpoint(primary, name)
-        # The JRE judges again what the endpoint sent: with its root in the chain Java validates that
-        # path ("Path does not chain ..."), else it builds one; a stale CA of the same name left in the
-        # list by an earlier PKI makes it "signature check failed". Each is Java's own refusal.
-        assert ep["reason"].startswith((f"{PKIX} (CN=", f"{NO_ANCHOR} (CN=", f"{VALIDATION}signature check failed (CN=")), \
-            ep["reason"]
-        assert "was removed from the Trusted CA certificates list" in ep["reason"]
-    # Reconnecting, the gateway finds none of the CAs the primary names in its chain, so it sends
-    # no certificate (as Java's key manager does) and hears the primary's refusal.
-    alert = "(certificate_required) Received fatal alert: certificate_required"
-    state = wait_for(lambda: (lambda s: s if s["reason"] == alert else None)(
-        json.loads(gateway.check_output("safeq-gateway status --json"))), 30)
-    assert state, json.loads(gateway.check_output("safeq-gateway status --json"))
-    log = primary.file("/var/log/safeqcloud/server.log").content_string
-    assert "Refused TLS connection from" in log and ": (certificate_required) Empty client certificate chain" in log
 
 
 BAD_IMPORTS = {
