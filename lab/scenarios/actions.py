@@ -78,6 +78,10 @@ def parse(table: dict) -> Action:
             raise ValueError(f"do = {do!r}: {key} must be a {kind.__name__}")
     if "ca" in table and table["ca"] not in CAS[: 3 if do == "remove-ca" else 2]:
         raise ValueError(f"do = {do!r}: ca must be one of {', '.join(CAS[: 3 if do == 'remove-ca' else 2])}")
+    for key in ("set", "args"):
+        values = table.get(key, {})
+        if not all(isinstance(v, str) for v in (values.values() if isinstance(values, dict) else values)):
+            raise ValueError(f"do = {do!r}: the values of {key} are strings (quote them)")
     if do == "chmod" and not re.fullmatch(r"[0-7]{3,4}", table["mode"]):
         raise ValueError("do = 'chmod': mode is octal, e.g. \"600\"")
     return Action(do, tuple(sorted((k, _frozen(v)) for k, v in table.items() if k != "do")))

@@ -24,7 +24,7 @@ from ..errors import LabError
 from .catalog import Scenario
 
 FIRST_PORT = 2600
-CHILD_TIMEOUT = 900
+CHILD_MARGIN = 300  # past `up`'s own timeout: the break, the observations, the solution
 
 
 def lab_name(scenario_id: str) -> str:
@@ -106,6 +106,8 @@ def run_all(scenarios: Sequence[Scenario], *, jobs: int, solve: bool, timeout: i
     docker.preflight()
     waiting = list(scenarios)
     ports = _ports(len(waiting))
+    if len(ports) < len(waiting):
+        raise LabError(f"not enough free ports from {FIRST_PORT} up on 127.0.0.1 for {len(waiting)} labs")
     running: list[Child] = []
     done: dict[str, dict] = {}
     try:
@@ -117,8 +119,8 @@ def run_all(scenarios: Sequence[Scenario], *, jobs: int, solve: bool, timeout: i
                 done[child.scenario.id] = _collect(child)
                 progress(done[child.scenario.id])
             for child in running:
-                if time.monotonic() - child.began > CHILD_TIMEOUT:
-                    raise LabError(f"scenario {child.scenario.id} took more than {CHILD_TIMEOUT} s; "
+                if time.monotonic() - child.began > timeout + CHILD_MARGIN:
+                    raise LabError(f"scenario {child.scenario.id} took more than {timeout + CHILD_MARGIN} s; "
                                    f"see {log_dir() / (child.scenario.id + '.log')}")
             time.sleep(0.2)
     finally:

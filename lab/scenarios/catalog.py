@@ -7,6 +7,7 @@ from lab.scenarios.actions), what the lab then shows (``[[expect]]``), what the 
 """
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from ..errors import LabError
 from . import actions, checks
 
 POLICIES = ("trusted-ca", "built-in")
+ID_RULE = re.compile(r"[a-z0-9][a-z0-9-]{0,36}")
 TOP_KEYS = {"id", "title", "ticket", "hint", "solution", "lab", "break", "expect", "fixed"}
 LAB_KEYS = {"intermediates": int, "policy": str}
 
@@ -98,6 +100,8 @@ def parse(text: str, path: Path) -> Scenario:
     if unknown:
         raise ScenarioError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(TOP_KEYS))})")
     ident = _text(data, "id", where)
+    if not ID_RULE.fullmatch(ident):
+        raise ScenarioError(f"{where}: id '{ident}': lowercase letters, digits and '-', up to 37 (its lab is sc-ID)")
     if ident != path.stem:
         raise ScenarioError(f"{where}: id '{ident}' must match the file name ({path.stem})")
     solution = data.get("solution", [])
@@ -139,4 +143,4 @@ def pick(catalog: dict[str, Scenario], ids: list[str]) -> list[Scenario]:
     unknown = [i for i in ids if i not in catalog]
     if unknown:
         raise ScenarioError(f"unknown scenario(s) {', '.join(unknown)}: `safeq-lab scenarios list` shows the ids")
-    return [catalog[i] for i in ids]
+    return [catalog[i] for i in dict.fromkeys(ids)]  # one lab per scenario: each id once

@@ -63,16 +63,20 @@ def parse(table: dict) -> Check:
                          f"not {', '.join(sorted(extra))}")
     if kind == "log" and not {"service", "file"} <= set(table):
         raise ValueError("a log check names the service and the file it reads")
-    if kind == "endpoint" and len(table) == 1:
-        raise ValueError("an endpoint check says what it expects: decision, state or reason")
-    if "ok" in table and not isinstance(table["ok"], bool):
-        raise ValueError("ok must be true or false")
+    if kind in ("endpoint", "status", "health") and len(table) == 1:
+        raise ValueError(f"{'an' if kind == 'endpoint' else 'a'} {kind} check says what it expects: "
+                         f"{', '.join(sorted(SUBJECTS[kind]))}")
+    for key, value in table.items():
+        if key == "ok" and not isinstance(value, bool):
+            raise ValueError("ok must be true or false")
+        if key != "ok" and not isinstance(value, str):
+            raise ValueError(f"{key} must be a string")
     return Check(kind, subject, tuple(sorted((k, v) for k, v in table.items() if k != kind)))
 
 
 def _fields(check: Check, record: dict | None, shown: str) -> Result:
     if record is None:
-        return Result(check, False, "no record")
+        return Result(check, False, shown)
     for key, value in check.want:
         have = record.get(key)
         ok = (value in (have or "")) if key in SUBSTRING else have == value
@@ -87,12 +91,12 @@ def match(check: Check, observed: Any) -> Result:
     if kind == "endpoint":
         record = observed
         shown = "no record" if record is None else \
-            f"{record.get('decision')}/{record.get('state')}: {record.get('reason') or ''}".rstrip(": ")
+            f"{record.get('decision')}/{record.get('state')}: {record.get('reason') or ''}".removesuffix(": ")
         return _fields(check, record, shown)
     if kind == "status":
         shown = "no status" if observed is None else \
             "/".join(str(observed.get(k)) for k in ("state", "icon") if k in observed) + f": {observed.get('reason') or ''}"
-        return _fields(check, observed, shown.rstrip(": "))
+        return _fields(check, observed, shown.removesuffix(": "))
     if kind == "served":
         return Result(check, observed is not None and check.subject in observed, observed or "nothing served")
     if kind == "log":

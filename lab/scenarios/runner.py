@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pki
-from certkit.fsio import read_json, write_json
+from certkit.fsio import StateError, read_json, write_json
 
 from .. import docker, labstate, project, up as lab_up
 from ..errors import LabError
@@ -67,19 +67,29 @@ def state_path() -> Path:
 
 
 def current_id() -> str:
-    data = read_json(state_path())
-    if not data or "id" not in data:
+    try:
+        data = read_json(state_path())
+    except StateError:
+        raise LabError(f"{state_path()} is damaged: delete it, or start the exercise again with "
+                       f"`safeq-lab --lab {labstate.name()} exercise start ID`") from None
+    if not isinstance(data, dict) or "id" not in data:
         raise LabError(f"lab {labstate.name()} runs no exercise: start one with "
                        f"`safeq-lab --lab {labstate.name()} exercise start ID`")
     return data["id"]
 
 
-def fresh_pki(scenario: Scenario, force: bool) -> Path:
-    """The lab's PKI made anew in the scenario's shape; a PKI an exercise did not make is kept unless forced."""
+def check_replaceable(force: bool) -> None:
+    """A lab whose PKI no exercise made (a student's own `up`) is kept, volumes and all, unless forced."""
     pki_dir = project.pki_dir()
     if pki.exists(pki_dir) and not state_path().exists() and not force:
         raise LabError(f"lab {labstate.name()} has a PKI of its own in {pki_dir} that no exercise made: "
-                       "an exercise replaces it; pick another --lab name, or add --force")
+                       "an exercise replaces it and the lab's volumes; pick another --lab name, or add --force")
+
+
+def fresh_pki(scenario: Scenario, force: bool) -> Path:
+    """The lab's PKI made anew in the scenario's shape."""
+    check_replaceable(force)
+    pki_dir = project.pki_dir()
     pki.init_pki(pki_dir, intermediates=scenario.lab.intermediates, force=True)
     return pki_dir
 
@@ -89,6 +99,7 @@ def start(scenario: Scenario, *, timeout: float, port: int | None = None, force:
     """Fresh volumes and PKI, the doc's steps, every service healthy, then the break; the expected
     outcome observed (returned; a break that does not show within the time is the caller's to judge)."""
     require_named_lab()
+    check_replaceable(force)
     docker.preflight()
     docker.compose("down", "--volumes", "--timeout", "2", quiet=True)
     fresh_pki(scenario, force)

@@ -194,7 +194,7 @@ BAD = {  # file stem -> (its text, what the error says after "FILE.toml: ")
     "log-without-file": (lambda i: scenario_text(i, expect='[[expect]]\nlog = "text"\nservice = "primary"\n'),
                          r"a log check names the service and the file"),
     "endpoint-no-expectation": (lambda i: scenario_text(i, fixed='[[fixed]]\nendpoint = "gateway-host"\n'),
-                                r"an endpoint check says what it expects: decision, state or reason"),
+                                r"an endpoint check says what it expects: decision, reason, state"),
     "check-foreign-key": (lambda i: scenario_text(i, expect='[[expect]]\nserved = "CN=x"\nicon = "grey"\n'),
                           r"a served check takes no other key; not icon"),
     "health-ok-not-bool": (lambda i: scenario_text(i, expect='[[expect]]\nhealth = "primary"\nok = "yes"\n'),

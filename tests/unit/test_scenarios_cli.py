@@ -245,8 +245,15 @@ def test_fresh_pki_keeps_a_pki_no_exercise_made_unless_forced(labs, monkeypatch,
     with pytest.raises(LabError) as err:
         runner.fresh_pki(real["two-intermediates"], force=False)
     assert str(err.value) == (f"lab x has a PKI of its own in {tmp_path / 'pki'} that no exercise made: an exercise "
-                              "replaces it; pick another --lab name, or add --force")
+                              "replaces it and the lab's volumes; pick another --lab name, or add --force")
     assert db.read_bytes() == before
+    # `exercise start` refuses before anything is torn down: the lab's volumes are kept too.
+    torn = []
+    monkeypatch.setattr(runner.docker, "compose", lambda *a, **k: torn.append(a))
+    monkeypatch.setattr(runner.docker, "preflight", lambda: torn.append("preflight"))
+    with pytest.raises(LabError, match="no exercise made"):
+        runner.start(real["two-intermediates"], timeout=10)
+    assert torn == [] and db.read_bytes() == before
 
     assert runner.fresh_pki(real["two-intermediates"], force=True) == tmp_path / "pki"
     assert db.read_bytes() != before
