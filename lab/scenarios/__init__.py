@@ -1,0 +1,1 @@
+"""The scenario catalog, its runner and the exercise commands (scenarios/*.toml is the data)."""
