@@ -21,6 +21,7 @@ from pki.database import DB_PATH
 from . import admin, docker, engine, images, labstate, project, spec, status, up as lab_up
 from .deadline import Deadline
 from .scenarios import cli as scenario_cli
+from .scenarios import runner as scenario_runner
 from .errors import LabError
 from .views import Phases, print_endpoints, print_refused, print_summary, say
 
@@ -320,6 +321,8 @@ def clean(remove_pki_too: bool) -> None:
     if labstate.name() != labstate.DEFAULT:  # the images serve every lab: a student's lab goes, they stay
         docker.compose("down", "--timeout", "2", "--volumes", "--remove-orphans", timeout=120)
         labstate.path().unlink(missing_ok=True)
+        for name in scenario_runner.EXERCISE_FILES:  # the exercise it ran is gone with it
+            (labstate.folder() / name).unlink(missing_ok=True)
         say(f"removed lab {labstate.name()} (the images, shared by every lab, are kept)")
     else:
         docker.compose("down", "--timeout", "2", "--rmi", "all", "--volumes", "--remove-orphans", timeout=120)

@@ -71,6 +71,7 @@ def _print_outcome(outcome: dict) -> None:
 def run_cmd(ids: tuple[str, ...], run_all: bool, junit_file: Path | None, json_file: Path | None, solve: bool,
             jobs: int, timeout: int) -> None:
     """Run scenarios, each in a lab of its own: expected vs observed; exit 1 on any mismatch."""
+    signal.signal(signal.SIGTERM, _interrupted)  # stopped like Ctrl-C: every lab started is removed
     found = catalog.load()
     if run_all == bool(ids):
         raise click.UsageError("name scenario ids, or --all")
@@ -125,7 +126,7 @@ def start_cmd(scenario_id: str, force: bool, port: int | None) -> None:
         raise LabError(f"{scenario_id} is a demo scenario, not an exercise (nothing to fix): "
                        "`safeq-lab scenarios list` marks the exercises")
     runner.require_named_lab()
-    log = labstate.folder() / "exercise-start.log"
+    log = labstate.folder() / runner.START_LOG
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out, _redirected(out):
         results = runner.start(scenario, timeout=EXERCISE_TIMEOUT, port=port, force=force, build=True)

@@ -24,6 +24,8 @@ from .catalog import Scenario
 from .checks import Result
 
 STATE_FILE = "exercise.json"
+START_LOG = "exercise-start.log"  # `up`'s progress at `exercise start`
+EXERCISE_FILES = (STATE_FILE, START_LOG)
 EXPECT_TIMEOUT = 60   # seconds for a break to show (reconnect backoff, OCSP cache, a restart)
 FIXED_TIMEOUT = 60
 COMMAND_TIMEOUT = 300

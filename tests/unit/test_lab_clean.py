@@ -76,3 +76,17 @@ def test_without_pki_the_folder_is_not_looked_at(monkeypatch, tmp_path, docker_c
     monkeypatch.setenv("SAFEQ_PKI_DIR", str(tmp_path))
     result = CliRunner().invoke(cli.main, ["clean"])
     assert result.exit_code == 0 and (tmp_path / "keep.txt").exists()
+
+
+def test_a_named_lab_goes_with_its_exercise_and_its_folder(monkeypatch, tmp_path, docker_calls):
+    from lab import labstate, project
+    monkeypatch.setattr(project, "lab_folder", lambda name: tmp_path / "labs" / name)
+    folder = tmp_path / "labs" / "student-01"
+    pki.init_pki(folder / "pki")
+    (folder / "exercise.json").write_text('{"id": "gateway-expired"}')
+    (folder / "exercise-start.log").write_text("up's progress")
+    monkeypatch.setenv(labstate.NAME_VAR, "student-01")
+    result = CliRunner().invoke(cli.main, ["--lab", "student-01", "clean", "--pki"])
+    assert result.exit_code == 0, result.output
+    assert not folder.exists()  # `exercise check` there now says the lab runs no exercise
+    assert ("compose", "down", "--timeout", "2", "--volumes", "--remove-orphans") in docker_calls
