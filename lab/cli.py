@@ -139,20 +139,21 @@ def down(volumes: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @reports_errors
 def labs_cmd(as_json: bool) -> None:
-    """Every lab started on this checkout: name, files, the primary's port, containers running."""
+    """Every lab started on this checkout: name, files, the primary's port, containers running, the exercise."""
     docker.preflight()
     rows = []
     for lab in labstate.names():
         state = labstate.current(lab)
         boxes = engine.containers(project_name=lab)
         rows.append({"name": lab, "spec": state.spec_file or "the lab's own PKI", "port": state.port,
-                     "running": sum(b.running for b in boxes), "containers": len(boxes)})
+                     "running": sum(b.running for b in boxes), "containers": len(boxes),
+                     "exercise": scenario_runner.exercise_of(lab)})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
         click.echo(f"{row['name']:<20} 127.0.0.1:{row['port']:<6} {row['running']}/{row['containers']} running  "
-                   f"{row['spec']}")
+                   f"{row['spec']}" + (f"  exercise {row['exercise']}" if row["exercise"] else ""))
 
 
 @main.command(name="status")

@@ -88,6 +88,15 @@ def check_replaceable(force: bool) -> None:
                        "an exercise replaces it and the lab's volumes; pick another --lab name, or add --force")
 
 
+def exercise_of(lab: str) -> str | None:
+    """The exercise a lab runs, for `safeq-lab labs` (None: none)."""
+    try:
+        data = read_json(labstate.folder(lab) / STATE_FILE)
+    except StateError:
+        return "(exercise.json damaged)"
+    return data.get("id") if isinstance(data, dict) else None
+
+
 def fresh_pki(scenario: Scenario, force: bool) -> Path:
     """The lab's PKI made anew in the scenario's shape."""
     check_replaceable(force)

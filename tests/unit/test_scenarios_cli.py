@@ -270,3 +270,18 @@ def test_fresh_pki_replaces_the_pki_of_an_exercise(labs, monkeypatch, tmp_path, 
     runner.fresh_pki(real["no-intermediate"], force=False)
     assert (tmp_path / "pki" / DB_PATH).read_bytes() != before
     assert len(pki.load_manifest(tmp_path / "pki")["cas"]) == 1
+
+
+def test_labs_shows_the_exercise_each_lab_runs(labs, monkeypatch):
+    from lab import cli
+    monkeypatch.setattr(docker, "preflight", lambda: None)
+    monkeypatch.setattr(cli.engine, "containers", lambda project_name=None: [])
+    monkeypatch.setattr(labstate, "names", lambda: ["student-01", "student-02", "student-03"])
+    for name, body in [("student-01", '{"id": "gateway-expired"}'), ("student-03", "{not json")]:
+        (labs / name).mkdir(parents=True)
+        (labs / name / runner.STATE_FILE).write_text(body)
+    out = invoke("labs", "--json")
+    assert out.exit_code == 0, out.output
+    assert [r["exercise"] for r in json.loads(out.output)] == ["gateway-expired", None, "(exercise.json damaged)"]
+    text = invoke("labs").output.splitlines()
+    assert text[0].endswith("exercise gateway-expired") and "exercise" not in text[1]
