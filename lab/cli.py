@@ -18,7 +18,7 @@ from pki.cli import pki_group
 from pki.cli import reports_errors as pki_reports_errors
 from pki.database import DB_PATH
 
-from . import admin, docker, engine, images, labstate, project, spec, status, up as lab_up
+from . import admin, docker, engine, images, labstate, project, spec, status, topology, up as lab_up
 from .deadline import Deadline
 from .scenarios import cli as scenario_cli
 from .scenarios import runner as scenario_runner
@@ -265,6 +265,9 @@ def exec_cmd(service: str, command: tuple[str, ...]) -> None:
     """Run COMMAND in SERVICE's container as at its console, e.g. `safeq-lab exec primary systemctl restart
     safeq-cloud-server`; exits with the command's status."""
     docker.preflight()
+    services = topology.load().names
+    if service not in services:
+        raise LabError(f"no service {service!r} in compose.yaml: choose one of {', '.join(services)}")
     result = engine.execute(service, list(command), timeout=EXEC_TIMEOUT)
     click.echo(result.stdout, nl=False)
     click.echo(result.stderr, nl=False, err=True)

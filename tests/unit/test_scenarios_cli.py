@@ -7,6 +7,7 @@ none was made. A lab's folder and PKI live under tmp_path, never in the checkout
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -285,3 +286,14 @@ def test_labs_shows_the_exercise_each_lab_runs(labs, monkeypatch):
     assert [r["exercise"] for r in json.loads(out.output)] == ["gateway-expired", None, "(exercise.json damaged)"]
     text = invoke("labs").output.splitlines()
     assert text[0].endswith("exercise gateway-expired") and "exercise" not in text[1]
+
+
+def test_exec_names_the_services_when_one_is_unknown(monkeypatch):
+    from lab import cli, topology
+    ran = []
+    monkeypatch.setattr(docker, "preflight", lambda: None)
+    monkeypatch.setattr(topology, "load", lambda: SimpleNamespace(names=["ocsp", "primary", "gateway", "client"]))
+    monkeypatch.setattr(cli.engine, "execute", lambda *a, **k: ran.append(a))
+    out = invoke("exec", "primry", "ls")
+    assert out.exit_code == 2 and ran == []
+    assert out.output.strip() == "error: no service 'primry' in compose.yaml: choose one of ocsp, primary, gateway, client"
