@@ -32,7 +32,9 @@ def no_running_lab_state(tmp_path_factory, monkeypatch):
     from lab import labstate
     state = tmp_path_factory.mktemp("labstate") / "lab.json"
     monkeypatch.setattr(labstate, "path", lambda lab=None: state)
+    # `--lab NAME` sets both in os.environ for the process: each test gets them back as they were.
     monkeypatch.delenv(labstate.NAME_VAR, raising=False)
+    monkeypatch.delenv("SAFEQ_PKI_DIR", raising=False)
     return state
 
 KEYTOOL = shutil.which("keytool")
