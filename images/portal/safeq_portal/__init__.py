@@ -1,0 +1,1 @@
+"""The SAFEQ Cloud web portal stand-in."""
