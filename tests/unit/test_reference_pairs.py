@@ -65,12 +65,20 @@ def test_java_pair(reference_runs, runner, case):
         _check_refused(result, want, major)
 
 
+NOISE = "java.security.UnrecoverableKeyException: failed to decrypt safe contents entry: java.io.IOException: "
+
+
 @pytest.mark.parametrize("case", list(SETUP))
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_keystore_that_does_not_open(reference_runs, runner, case):
     _major(reference_runs, runner)
     result = reference_runs.result(runner, case)
-    assert {k: result[k] for k in SETUP[case]} == SETUP[case]
+    got = {k: result[k] for k in SETUP[case]}
+    # A wrong password decrypts to noise: about once in 256 the padding happens to check out and the
+    # JRE trips over the noise's ASN.1 instead. The message is the same; the cause names the noise.
+    if got["causes"] != SETUP[case]["causes"] and len(got["causes"]) == 1 and got["causes"][0].startswith(NOISE):
+        got["causes"] = SETUP[case]["causes"]
+    assert got == SETUP[case]
     assert "server" not in result  # no handshake was tried
 
 
