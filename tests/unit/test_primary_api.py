@@ -189,3 +189,41 @@ def test_a_silent_client_is_dropped_by_the_socket_timeout(admin):
         s.sendall(b"PUT /api/v1/account/policy HTTP/1.1\r\nContent-Length: 50\r\n\r\n{")
         assert s.recv(100) == b""  # closed by the server, not answered after a guess
     assert time.monotonic() - start < 2
+
+
+class UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=5)
+        self.path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(5)
+        self.sock.connect(self.path)
+
+
+def test_the_portal_socket_serves_the_same_api_to_the_service_account_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "SETTINGS", tmp_path / "settings.json")
+    monkeypatch.setattr(paths, "STATUS", tmp_path / "status.json")
+    sock = tmp_path / "admin.sock"
+    sock.write_text("left by the previous process")
+    stop = threading.Event()
+    api.start_api(FakeServer(), stop, port=0, socket_path=str(sock))
+    try:
+        assert oct(sock.stat().st_mode & 0o777) == "0o600"
+        conn = UnixConnection(str(sock))
+        conn.request("GET", "/api/v1/server")
+        resp = conn.getresponse()
+        assert resp.status == 503 and "starting" in json.loads(resp.read())["error"]
+        (tmp_path / "status.json").write_text(json.dumps({"state": "serving", "serving": {"subject": "CN=primary-host"},
+                                                          "jre": {"version": "21"}}))
+        conn = UnixConnection(str(sock))
+        conn.request("GET", "/api/v1/server")
+        body = json.loads(conn.getresponse().read())
+        assert body["state"] == "serving" and body["serving"]["subject"] == "CN=primary-host" and "jre" not in body
+    finally:
+        stop.set()
+    deadline = time.monotonic() + 2
+    while sock.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not sock.exists()

@@ -1,20 +1,24 @@
 """The primary's admin API: account settings, Trusted CA certificates, endpoints.
 
-HTTP+JSON on the container's loopback only (reach it with `docker exec`, as
-`safeq-lab account|endpoints` do). Changes apply live and are logged; sessions that
-no longer pass the policy are disconnected. Schema: GET /openapi.json.
+HTTP+JSON on the container's loopback (reach it with `docker exec`, as
+`safeq-lab account|endpoints` do) and on a Unix socket in a volume only the portal shares
+(paths.ADMIN_SOCKET). Changes apply live and are logged; sessions that no longer pass the
+policy are disconnected. Schema: GET /openapi.json.
 """
 from __future__ import annotations
 
 import base64
 import json
 import logging
+import os
 import re
+import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote
 
 from certkit.certs import describe
+from certkit import fsio
 from certkit.fsio import StateError
 
 from . import account, paths
@@ -34,6 +38,10 @@ _SETTINGS = {"type": "object", "properties": {
     "trusted_cas": {"type": "array", "items": _CA},
     "trusted_ca_problems": {"type": "array", "items": {"type": "string"}}}}  # only when a file is damaged
 _REFUSED = {"type": "object", "properties": {k: {"type": "string"} for k in ("time", "address", "reason")}}
+_SERVER = {"type": "object", "properties": {
+    "state": {"type": "string", "enum": ["serving", "degraded", "fallback", "built-in"]},
+    "policy": {"type": "string"}, "serving": _CA, "keystore": {"type": "object"},
+    "self_check": {"type": ["object", "null"], "properties": {"ok": {"type": "boolean"}, "reason": {"type": "string"}}}}}
 _EP = {"type": "object", "properties": {k: {"type": ["string", "null"]} for k in (
     "id", "name", "role", "subject", "issuer", "decision", "reason", "state", "last_seen", "sha256", "kind")}}
 
@@ -52,6 +60,7 @@ OPENAPI = {
     "openapi": "3.0.3",
     "info": {"title": "safeq-pki-lab primary admin API (lab stand-in)", "version": "1"},
     "paths": {
+        "/api/v1/server": {"get": _op("The certificate the listener serves, its state and self-check", ok=_SERVER, codes=(503,))},
         "/api/v1/account": {"get": _op("Account PKI and encryption settings", ok=_SETTINGS, codes=(409,))},
         "/api/v1/account/policy": {"put": _op("Set the certificate policy for internal communication",
                                                {"type": "object", "required": ["policy"], "properties": {"policy": {"type": "string", "enum": list(account.POLICIES)}}}, _SETTINGS, (400, 409))},
@@ -92,6 +101,13 @@ class Admin:
 
     def __init__(self, server):
         self.server = server
+
+    def status(self) -> dict:
+        """What `safeq-admin status` shows of the listener (the status file), without the JRE details."""
+        shown = fsio.read_json(paths.STATUS)
+        if not shown:
+            raise ApiError(503, "the server has not written its status yet: it is starting")
+        return {k: shown.get(k) for k in ("state", "policy", "serving", "keystore", "self_check")}
 
     def account(self) -> dict:
         # A damaged Trusted CA file must not hide the settings: it is listed (and logged) by name.
@@ -176,6 +192,7 @@ class Admin:
 
 
 ROUTES = [
+    ("GET", r"/api/v1/server", lambda a, b: a.status()),
     ("GET", r"/api/v1/account", lambda a, b: a.account()),
     ("PUT", r"/api/v1/account/policy", lambda a, b: a.set_policy(b)),
     ("PUT", r"/api/v1/account/auto-trust", lambda a, b: a.set_auto_trust(b)),
@@ -300,11 +317,39 @@ def make_handler(admin: Admin):
     return Handler
 
 
-def start_api(server, stop: threading.Event, port: int | None = None) -> ThreadingHTTPServer:
-    """Serve the admin API on the loopback (``port`` defaults to paths.ADMIN_PORT; 0 picks a free one)."""
-    port = paths.ADMIN_PORT if port is None else port
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), make_handler(Admin(server)))
-    httpd.daemon_threads = True
+class UnixAPIServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+
+
+def _serve(httpd, stop: threading.Event, cleanup=lambda: None) -> None:
     threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-    threading.Thread(target=lambda: (stop.wait(), httpd.shutdown(), httpd.server_close()), daemon=True).start()
+    threading.Thread(target=lambda: (stop.wait(), httpd.shutdown(), httpd.server_close(), cleanup()),
+                     daemon=True).start()
+
+
+def start_socket(handler, stop: threading.Event, path: str) -> UnixAPIServer:
+    """The same API on a Unix socket readable by the service account only (the portal runs as it)."""
+    try:
+        os.unlink(path)  # a socket left by the previous process; bind refuses an existing path
+    except FileNotFoundError:
+        pass
+    old = os.umask(0o177)
+    try:
+        httpd = UnixAPIServer(path, handler)
+    finally:
+        os.umask(old)
+    _serve(httpd, stop, lambda: os.path.exists(path) and os.unlink(path))
+    return httpd
+
+
+def start_api(server, stop: threading.Event, port: int | None = None, socket_path: str | None = None) -> ThreadingHTTPServer:
+    """Serve the admin API on the loopback (``port`` defaults to paths.ADMIN_PORT; 0 picks a free one),
+    and on ``socket_path`` when given."""
+    port = paths.ADMIN_PORT if port is None else port
+    handler = make_handler(Admin(server))
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    httpd.daemon_threads = True
+    _serve(httpd, stop)
+    if socket_path:
+        start_socket(handler, stop, socket_path)
     return httpd

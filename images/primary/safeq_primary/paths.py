@@ -18,3 +18,5 @@ SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 PORT = 2560
 BUILTIN = STATE / "builtin"  # the primary's own built-in certificate (the "localhost" one)
 ADMIN_PORT = 9780  # admin API, bound to the container's loopback only
+ADMIN_SOCKET_DIR = Path("/run/safeq-admin")  # a volume shared with the portal only
+ADMIN_SOCKET = ADMIN_SOCKET_DIR / "admin.sock"

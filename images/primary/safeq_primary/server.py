@@ -342,7 +342,7 @@ def main() -> int:
     ready = threading.Event()
     threading.Thread(target=server.serve, args=(ready,), daemon=True).start()
     from .api import start_api
-    start_api(server, stop)
+    start_api(server, stop, socket_path=str(paths.ADMIN_SOCKET) if paths.ADMIN_SOCKET_DIR.is_dir() else None)
     threading.Thread(target=server.live.watch, args=(stop,), daemon=True).start()
     ready.wait(5)
     server.run_self_check()
