@@ -101,6 +101,17 @@ def test_endpoints_beyond_the_lab_hosts_are_shown():
     assert {l["from"] for l in view["links"]} == {"ocsp-host", "gateway-host", "pcclient-host", "laptop-42", "gw-9"}
 
 
+def test_never_seen_when_the_list_lacks_the_host():
+    node = nodes(labview.model(SERVER, ACCOUNT, [], [], True, HOSTS))["gateway-host"]
+    assert (node["state"], node["colour"], node["certificate"]) == ("never seen", GREY, None)
+
+
+def test_labels_stay_inside_the_drawing():
+    view = labview.model(SERVER, ACCOUNT, [], [], True, HOSTS)
+    for n in view["nodes"]:
+        assert all(0 < y < view["size"]["height"] for y in n["label_y"])
+
+
 def test_several_gateways_and_clients_each_get_a_place():
     hosts = labview.parse_hosts("primary=p ocsp=o gateway=gw-1 gateway=gw-2 client=c-1 client=c-2")
     view = labview.model(SERVER, ACCOUNT, [], [], True, hosts)
@@ -116,9 +127,18 @@ def test_admin_api_down():
     shown = nodes(view)
     assert view["admin_api"] == {"ok": False, "error": "the primary's admin API does not answer"}
     assert shown["primary-host"]["colour"] == RED and "does not answer" in shown["primary-host"]["detail"]
+    assert shown["primary-host"]["state"] == "no answer"
     assert shown["gateway-host"]["colour"] == GREY and shown["pcclient-host"]["icon"] == "yellow"
+    assert shown["gateway-host"]["state"] == "unknown"  # not "never seen": nobody said so
     assert shown["ocsp-host"]["colour"] == RED and shown["ocsp-host"]["checks"] is None
     assert view["refused"] == []
+
+
+def test_primary_without_a_status_while_the_rest_answers():
+    view = labview.model(None, ACCOUNT, [], [], True, HOSTS, api_error="server: it is starting")
+    primary = nodes(view)["primary-host"]
+    assert (primary["colour"], primary["state"]) == (RED, "no status") and "starting" in primary["detail"]
+    assert view["admin_api"]["ok"] is False and nodes(view)["gateway-host"]["state"] == "never seen"
 
 
 def test_refused_newest_first_at_most_10():

@@ -6,6 +6,7 @@ import base64
 import http.client
 import json
 import re
+import signal
 import threading
 import time
 from html import unescape
@@ -474,3 +475,20 @@ def test_shutdown_returns_quickly(fake):
     thread.join(2)
     assert not thread.is_alive() and time.monotonic() - start < 2
     idle.close()
+
+
+def test_sigterm_handler_stops_the_server_within_2_s(fake):
+    app = server.Portal(credentials=auth.Credentials(USER, PASSWORD), api=primary.Primary(fake.path))
+    httpd = server.make_server(app, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve, args=(httpd,), daemon=True)
+    thread.start()
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.stop_on_signals(httpd)
+        start = time.monotonic()
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # as the signal would, on the main thread
+        thread.join(2)
+        assert not thread.is_alive() and time.monotonic() - start < 2
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)

@@ -16,8 +16,8 @@ def svg(view: dict) -> str:
     nodes = "".join(
         f'<g{attrs(data_host=n["host"], data_role=n["role"], data_colour=n["colour"], class_="node")}>'
         f'<circle{attrs(cx=n["x"], cy=n["y"], r=34 if n["role"] == "primary" else 26)}/>'
-        f'<text{attrs(x=n["x"], y=n["y"] + 50, class_="host")}>{esc(n["host"])}</text>'
-        f'<text{attrs(x=n["x"], y=n["y"] + 66, class_="role")}>{esc(n["role"])} · {esc(n["state"])}</text></g>'
+        f'<text{attrs(x=n["x"], y=n["label_y"][0], class_="host")}>{esc(n["host"])}</text>'
+        f'<text{attrs(x=n["x"], y=n["label_y"][1], class_="role")}>{esc(n["role"])} · {esc(n["state"])}</text></g>'
         for n in view["nodes"])
     return (f'<svg id="topology" role="img" aria-label="Lab topology" viewBox="0 0 {size["width"]} {size["height"]}">'
             f'<g class="links">{lines}</g><g class="nodes">{nodes}</g></svg>')

@@ -35,9 +35,9 @@ def certificate(info: dict | None) -> dict | None:
             "sha256": info.get("sha256"), "sha256_short": short(info.get("sha256"))}
 
 
-def primary_node(host: str, server: dict | None, api_error: str | None) -> dict:
+def primary_node(host: str, server: dict | None, api_error: str | None, down: bool = False) -> dict:
     if server is None:
-        return {"host": host, "role": "primary", "colour": RED, "state": "no answer",
+        return {"host": host, "role": "primary", "colour": RED, "state": "no answer" if down else "no status",
                 "detail": api_error or "the admin API gave no status", "certificate": None}
     state = server.get("state")
     colour = {"serving": GREEN, "built-in": GREEN, "degraded": AMBER, "fallback": RED}.get(state, AMBER)
@@ -73,10 +73,13 @@ def endpoint_colour(record: dict | None) -> str:
     return AMBER  # no decision yet
 
 
-def endpoint_node(role: str, host: str, record: dict | None, known: bool) -> dict:
+def endpoint_node(role: str, host: str, record: dict | None, known: bool, listing: bool = True) -> dict:
+    """``listing`` False: the admin API gave no endpoint list, so "never seen" would be a guess."""
     node = {"host": host, "role": role, "colour": endpoint_colour(record),
             "certificate": certificate(record), "listed": known}
-    if record is None:
+    if record is None and not listing:
+        node.update(state="unknown", detail="the admin API gave no endpoint list", id=None)
+    elif record is None:
         node.update(state="never seen", detail="the primary has never seen it", id=None)
     else:
         node.update(state=record.get("state") or "unknown", id=record.get("id"),
@@ -93,13 +96,16 @@ def _layout(nodes: list[dict]) -> None:
         if node["role"] == "primary":
             node["x"], node["y"] = CENTRE
         elif node["role"] == "ocsp":
-            node["x"], node["y"] = CENTRE[0], 60
+            node["x"], node["y"] = CENTRE[0], 84
         else:
             columns["gateway" if node["role"] == "gateway" else "other"].append(node)
     for x, column in ((120, columns["gateway"]), (WIDTH - 120, columns["other"])):
         step = (HEIGHT - 120) / max(len(column), 1)
         for i, node in enumerate(column):
             node["x"], node["y"] = x, int(100 + step * (i + 0.5))
+    for node in nodes:  # label lines: above the OCSP node (its link to the primary runs below it), else below
+        above = node["role"] == "ocsp"
+        node["label_y"] = [node["y"] - 48, node["y"] - 34] if above else [node["y"] + 50, node["y"] + 66]
 
 
 def model(server: dict | None, account: dict | None, endpoints: list | None, refused: list | None,
@@ -107,13 +113,14 @@ def model(server: dict | None, account: dict | None, endpoints: list | None, ref
     """The lab view as JSON-ready data. ``None`` inputs: the admin API did not give them."""
     records = endpoints or []
     primary_host = next((h for r, h in hosts if r == "primary"), "primary")
-    nodes = [primary_node(primary_host, server, api_error)]
+    down = all(x is None for x in (server, account, endpoints, refused))
+    nodes = [primary_node(primary_host, server, api_error, down)]
     nodes += [ocsp_node(h, ocsp_up, account) for r, h in hosts if r == "ocsp"]
     named = set()
     for role, host in hosts:
         if role not in ("primary", "ocsp"):
             named.add(host)
-            nodes.append(endpoint_node(role, host, current_record(records, host), True))
+            nodes.append(endpoint_node(role, host, current_record(records, host), True, endpoints is not None))
     for name in dict.fromkeys(r.get("name") for r in records if r.get("name") not in named):
         if name:  # endpoints the primary knows beyond the lab's own hosts
             record = current_record(records, name)

@@ -55,7 +55,7 @@ def page(title: str, body: str, *, current: str | None = None, csrf: str | None 
     top = nav(current or "", csrf) if csrf else ""
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
         f'<title>{esc(title)} · {esc(SITE)}</title>'
         f'<link rel="stylesheet" href="/static/portal.css">{head_scripts}</head>'
         f'<body><header><span class="brand">{esc(SITE)}</span>{top}</header>'

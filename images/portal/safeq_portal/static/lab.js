@@ -37,8 +37,8 @@
     view.nodes.forEach(n => {
       const g = el("g", {"data-host": n.host, "data-role": n.role, "data-colour": n.colour, class: "node"}, null, SVG);
       g.append(el("circle", {cx: n.x, cy: n.y, r: n.role === "primary" ? 34 : 26}, null, SVG));
-      g.append(el("text", {x: n.x, y: n.y + 50, class: "host"}, n.host, SVG));
-      g.append(el("text", {x: n.x, y: n.y + 66, class: "role"}, n.role + " · " + n.state, SVG));
+      g.append(el("text", {x: n.x, y: n.label_y[0], class: "host"}, n.host, SVG));
+      g.append(el("text", {x: n.x, y: n.label_y[1], class: "role"}, n.role + " · " + n.state, SVG));
       nodes.append(g);
     });
     svg.replaceChildren(links, nodes);
