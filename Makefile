@@ -8,13 +8,14 @@ ENSURE_DOCKER ?= scripts/ensure-docker.sh
 # seconds for it: apt installs the engine on a fresh machine
 ENSURE_TIMEOUT ?= 1800
 
-.PHONY: lab-up lab-down verify test unit infra scenarios images base-image venv bench clean help docker-ready
+.PHONY: lab-up lab-down verify test unit infra scenarios browser images base-image venv bench clean help docker-ready
 
 help:
 	@echo "make lab-up     start the lab (PKI, images, primary setup, all healthy)"
-	@echo "make test       images, unit tests (JRE reference included), the lab up, testinfra checks, lab down, the scenario catalog"
+	@echo "make test       images, unit tests (JRE reference included), the lab up, testinfra checks, lab down, the scenario catalog, the portal in chromium"
 	@echo "make verify     testinfra checks against the running lab"
 	@echo "make scenarios  the scenario catalog, each in a lab of its own (build/scenarios/report.xml)"
+	@echo "make browser    the web portal in Debian's chromium, in a lab of its own (screenshots: build/browser/)"
 	@echo "make lab-down   stop the lab (PKI kept)"
 	@echo "make bench      PKI and lab timings -> bench/results/"
 	@echo "make clean      remove containers, images and the lab's volumes (PKI kept; safeq-lab clean --pki drops it)"
@@ -68,7 +69,11 @@ infra: docker-ready $(STAMP)
 scenarios: docker-ready $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests/scenarios
 
-test: docker-ready images unit infra scenarios
+# The web portal in a real browser: Debian's chromium (apt-get install chromium) driven by Playwright.
+browser: docker-ready $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/browser
+
+test: docker-ready images unit infra scenarios browser
 
 bench: $(STAMP)
 	$(PY) bench/bench_pki.py

@@ -18,7 +18,7 @@ from pki.cli import pki_group
 from pki.cli import reports_errors as pki_reports_errors
 from pki.database import DB_PATH
 
-from . import admin, docker, engine, images, labstate, project, spec, status, topology, up as lab_up
+from . import admin, docker, engine, images, labstate, portal as lab_portal, project, spec, status, topology, up as lab_up
 from .deadline import Deadline
 from .scenarios import cli as scenario_cli
 from .scenarios import runner as scenario_runner
@@ -139,20 +139,23 @@ def down(volumes: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @reports_errors
 def labs_cmd(as_json: bool) -> None:
-    """Every lab started on this checkout: name, files, the primary's port, containers running, the exercise."""
+    """Every lab started on this checkout: name, files, the primary's and portal's ports, containers running,
+    the exercise."""
     docker.preflight()
     rows = []
     for lab in labstate.names():
         state = labstate.current(lab)
         boxes = engine.containers(project_name=lab)
         rows.append({"name": lab, "spec": state.spec_file or "the lab's own PKI", "port": state.port,
+                     "portal": state.portal_port,
                      "running": sum(b.running for b in boxes), "containers": len(boxes),
                      "exercise": scenario_runner.exercise_of(lab)})
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     for row in rows:
-        click.echo(f"{row['name']:<20} 127.0.0.1:{row['port']:<6} {row['running']}/{row['containers']} running  "
+        click.echo(f"{row['name']:<20} 127.0.0.1:{row['port']:<6} portal :{row['portal']:<6} "
+                   f"{row['running']}/{row['containers']} running  "
                    f"{row['spec']}" + (f"  exercise {row['exercise']}" if row["exercise"] else ""))
 
 
@@ -160,13 +163,15 @@ def labs_cmd(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @reports_errors
 def status_cmd(as_json: bool) -> None:
-    """Services, their health, every endpoint the primary knows, and the connections it refused."""
+    """Services, their health, every endpoint the primary knows, the connections it refused (--json: and the
+    account's settings and Trusted CA certificates)."""
     docker.preflight()
     result = status.collect()
     if as_json:
-        click.echo(json.dumps({k: result[k] for k in ("services", "endpoints", "refused")}, indent=2))
+        click.echo(json.dumps({k: result[k] for k in ("services", "endpoints", "refused", "account")}, indent=2))
         return
     print_summary(result)
+    click.echo(lab_portal.announce(labstate.current()))
     if result["endpoints"]:
         print_endpoints(result["endpoints"])
     if result["refused"]:
@@ -325,7 +330,7 @@ def clean(remove_pki_too: bool) -> None:
     if labstate.name() != labstate.DEFAULT:  # the images serve every lab: a student's lab goes, they stay
         docker.compose("down", "--timeout", "2", "--volumes", "--remove-orphans", timeout=120)
         labstate.path().unlink(missing_ok=True)
-        for name in scenario_runner.EXERCISE_FILES:  # the exercise it ran is gone with it
+        for name in (*scenario_runner.EXERCISE_FILES, lab_portal.LOGIN_FILE):  # its exercise and portal login go with it
             (labstate.folder() / name).unlink(missing_ok=True)
         say(f"removed lab {labstate.name()} (the images, shared by every lab, are kept)")
     else:

@@ -324,10 +324,11 @@ def logs(service: str, tail: int | None = None, timeout: float = DEFAULT) -> str
 
 # -- throwaway containers and files (the checks' own) -------------------------------------------
 
-def run_detached(image: str, timeout: float = DEFAULT) -> Container:
-    """`docker run -d --init --network none IMAGE`: a container of a lab image apart from the lab."""
-    with session(timeout, label(["docker", "run", "-d", "--init", "--network", "none", image])) as api:
-        cid = api.create_container(image, host_config=api.create_host_config(init=True, network_mode="none"))["Id"]
+def run_detached(image: str, timeout: float = DEFAULT, command: Sequence[str] | None = None) -> Container:
+    """`docker run -d --init --network none IMAGE [COMMAND]`: a container of a lab image apart from the lab."""
+    with session(timeout, label(["docker", "run", "-d", "--init", "--network", "none", image, *(command or [])])) as api:
+        cid = api.create_container(image, command=list(command) if command else None,
+                                   host_config=api.create_host_config(init=True, network_mode="none"))["Id"]
         api.start(cid)
         return _container(api.inspect_container(cid))
 

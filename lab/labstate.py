@@ -27,6 +27,8 @@ from .spec import Spec, SpecError, lab_spec, load
 STAGED_SPEC = "spec.toml"  # in a staged folder: the spec of what the lab mounts
 NAME_VAR, DEFAULT = project.LAB_VAR, project.DEFAULT_LAB
 DEFAULT_PORT = 2560
+DEFAULT_PORTAL_PORT = 8560
+PORTAL_OFFSET = DEFAULT_PORTAL_PORT - DEFAULT_PORT
 NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # a compose project name, kept short
 
 
@@ -72,6 +74,10 @@ class LabState:
     def port(self) -> int:
         return int(self.env.get("SAFEQ_PRIMARY_PORT", DEFAULT_PORT))
 
+    @property
+    def portal_port(self) -> int:
+        return int(self.env.get("SAFEQ_PORTAL_PORT", DEFAULT_PORTAL_PORT))
+
     def spec(self) -> Spec:
         """The spec of the files the lab mounts."""
         return lab_spec(self.files) if self.own_pki else load(self.files / STAGED_SPEC)
@@ -100,6 +106,16 @@ def free_port(previous: LabState, wanted: int | None = None) -> int:
             return port
     raise LabError("no free port from 2561 to 2759 on 127.0.0.1 for this lab's primary: remove labs you no "
                    "longer need (`safeq-lab --lab NAME down --volumes`)")
+
+
+def portal_port(previous: LabState, primary_port: int) -> int:
+    """The web portal's port: 8560 for the default lab; a named lab's primary port + 6000, unique
+    as the primary ports are (no race between labs started at once)."""
+    port = DEFAULT_PORTAL_PORT if name() == DEFAULT else primary_port + PORTAL_OFFSET
+    if port != previous.portal_port and not bindable(port):
+        raise LabError(f"port {port} on 127.0.0.1, for this lab's web portal (its primary port + {PORTAL_OFFSET}), "
+                       "is taken by another program: stop it, or give the lab another primary port with --port")
+    return port
 
 
 def bindable(port: int) -> bool:

@@ -18,6 +18,7 @@ from .engine import HEALTHCHECK_TIMEOUT, Container
 REPORT = {"primary": "safeq-admin status --json", "gateway": "safeq-gateway status --json",
           "client": "safeq-client status --json"}
 PRIMARY = {"endpoints": "safeq-admin endpoints --json",
+           "account": "safeq-admin account show --json",  # policy, auto-trust, OCSP, Trusted CA certificates
            # An older primary has no refused list (404): an error reads as an empty list, like the endpoints.
            "refused": "safeq-admin api GET /api/v1/refused"}
 WORKERS = 8  # at most this many commands in the containers at once
@@ -88,7 +89,8 @@ def collect(health_now: dict[str, bool] | None = None, timeout: float = engine.D
                          "health": health})
     refused = got.get("refused")
     return {"services": services, "reports": {n: got[f"report {n}"] for n in REPORT if n in live},
-            "endpoints": got.get("endpoints") or [], "refused": refused if isinstance(refused, list) else []}
+            "endpoints": got.get("endpoints") or [], "refused": refused if isinstance(refused, list) else [],
+            "account": got.get("account") if isinstance(got.get("account"), dict) else None}
 
 
 def summary_rows(status: dict, topo: topology.Topology | None = None) -> list[tuple[str, str, str, str, str, str]]:
@@ -104,6 +106,8 @@ def summary_rows(status: dict, topo: topology.Topology | None = None) -> list[tu
         state = svc["health"] or svc["state"]
         if name == "ocsp":  # a spec's PKI hands out no OCSP signer keys: the responder answers for no CA
             subject, issuer = "(delegated OCSP signers)" if own_pki else "(no CA: a spec brings no OCSP signers)", ""
+        elif name not in REPORT:  # the portal: no certificate of its own, its health says it all
+            subject, issuer = "", ""
         elif name == "primary":
             serving = report.get("serving") or {}
             subject, issuer = serving.get("subject", ""), serving.get("issuer", "")

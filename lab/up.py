@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pki
-from . import admin, docker, engine, images, java_security, labstate, project, spec, stage, status, steps, topology
+from . import admin, docker, engine, images, java_security, labstate, portal, project, spec, stage, status, steps, topology
 from .deadline import Deadline
 from .errors import LabError
 from .spec import Spec
-from .views import Phases, console, print_summary, print_validation, say
+from .views import Phases, console, out, print_summary, print_validation, say
 
 ADMIN_API_WAIT = 60  # the primary's admin API answers within seconds of the container starting
 
@@ -154,7 +154,10 @@ def prepare(user: Spec | None, force: bool, env: dict[str, str], deadline: Deadl
         else:
             mounted = stage.stage(user, files)
             say(f"spec: {user.source}, its files staged read-only in {files}")
-    published = {"SAFEQ_PRIMARY_PORT": str(labstate.free_port(previous, port))}
+    primary_port = labstate.free_port(previous, port)
+    portal.ensure_login(portal.login_path())
+    published = {"SAFEQ_PRIMARY_PORT": str(primary_port),
+                 **portal.compose_env(portal.login_path(), labstate.portal_port(previous, primary_port))}
     state = labstate.LabState(files, source, {**env, **labstate.host_env(mounted), **published}, identity)
     labstate.save(state)
     topo = topology.load()
@@ -183,11 +186,17 @@ def run(policy: str | None, build: bool, timeout: float, java_security_file: str
         todo = steps.primary_steps(plan.mounted, primary_host_dir(plan.files, topo))
         apply_primary_steps(todo, deadline, phases, "primary server setup: the doc's steps, as typed")
         converge(deadline, phases, refused_services(plan.connections, topo))
+        show_portal()
         print_validation(topo)
     else:
         apply_primary_steps(steps.builtin_steps(), deadline, phases,
                             "primary server setup: built-in certificates (no trusted-certificate setup needed)")
         start_builtin(deadline, topo, phases)
+        show_portal()
+
+
+def show_portal() -> None:
+    out.print(portal.announce(labstate.current(), password=True), markup=False, highlight=False, soft_wrap=True)
 
 
 def refused_services(connections: list, topo: topology.Topology) -> dict[str, str]:
@@ -199,7 +208,7 @@ def refused_services(connections: list, topo: topology.Topology) -> dict[str, st
 
 def converge(deadline: Deadline, phases: Phases, expected_down: dict[str, str] | None = None) -> None:
     expected_down = expected_down or {}
-    with deadline.at("starting gateway and client"), phases.phase("endpoints: gateway and client started"):
+    with deadline.at("starting gateway and client"), phases.phase("endpoints: gateway and client started, the portal"):
         # Not `--wait`: a gateway reconnecting after the primary's restart may read unhealthy for a
         # moment; the services' own healthchecks, run now, are the verdict.
         phases.show(docker.compose("up", "-d", "--no-build", timeout=deadline.left(), quiet=phases.quiet))
@@ -222,9 +231,8 @@ def start_builtin(deadline: Deadline, topo: topology.Topology, phases: Phases) -
         phases.show(docker.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", wait, "primary",
                                    timeout=deadline.left(), quiet=phases.quiet))
     with deadline.at("starting gateway and client"), phases.phase("endpoints: gateway and client started "
-                                                                  "with built-in certificates"):
-        phases.show(docker.compose("up", "-d", "--no-build", "gateway", "client", timeout=deadline.left(),
-                                   quiet=phases.quiet))
+                                                                  "with built-in certificates, the portal"):
+        phases.show(docker.compose("up", "-d", "--no-build", timeout=deadline.left(), quiet=phases.quiet))
     names = {topo.service(name).host for name in ("gateway", "client")}
     with deadline.at("waiting for gateway and client to register"), phases.phase("endpoints registered"):
         while not names <= {ep.get("name") for ep in admin.lab_call("GET", "/api/v1/endpoints", timeout=deadline.left())}:

@@ -29,7 +29,8 @@ def cells(*values) -> list[Text]:
 
 def print_summary(result: dict) -> None:
     state = labstate.current()
-    table = Table(title=f"lab {labstate.name()}, primary on 127.0.0.1:{state.port}")
+    table = Table(title=f"lab {labstate.name()}, primary on 127.0.0.1:{state.port}, "
+                        f"web portal on 127.0.0.1:{state.portal_port}")
     for col in ("service", "host", "port", "certificate subject", "issuer", "state"):
         table.add_column(col)
     for row in status.summary_rows(result):

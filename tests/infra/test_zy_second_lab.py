@@ -25,12 +25,13 @@ def test_a_second_lab_runs_beside_this_one_and_goes_again(primary):
         started = lab("--lab", NAME, "up", "--no-build")
         assert started.returncode == 0, started.stderr[-3000:]
         labs = {row["name"]: row for row in lab_json("labs")}
-        assert labs["safeq-lab"]["port"] == 2560 and labs["safeq-lab"]["running"] == 4
+        assert (labs["safeq-lab"]["port"], labs["safeq-lab"]["portal"], labs["safeq-lab"]["running"]) == (2560, 8560, 5)
         second = labs[NAME]
-        assert second["port"] != 2560 and (second["running"], second["containers"]) == (4, 4)
+        assert second["port"] != 2560 and (second["running"], second["containers"]) == (5, 5)
+        assert second["portal"] == second["port"] + 6000  # its web portal beside its primary
         status = json.loads(lab("--lab", NAME, "status", "--json").stdout)
         assert {s["name"]: s["health"] for s in status["services"]} == dict.fromkeys(
-            ("ocsp", "primary", "gateway", "client"), "healthy")
+            ("ocsp", "primary", "gateway", "client", "portal"), "healthy")
         assert {e["name"]: e["decision"] for e in status["endpoints"] if e["state"] == "connected"} == {
             "gateway-host": "accepted", "pcclient-host": "accepted"}
         # Each primary on its own port, the doc's check on both.

@@ -78,13 +78,14 @@ def test_without_pki_the_folder_is_not_looked_at(monkeypatch, tmp_path, docker_c
     assert result.exit_code == 0 and (tmp_path / "keep.txt").exists()
 
 
-def test_a_named_lab_goes_with_its_exercise_and_its_folder(monkeypatch, tmp_path, docker_calls):
+def test_a_named_lab_goes_with_its_exercise_portal_login_and_folder(monkeypatch, tmp_path, docker_calls):
     from lab import labstate, project
     monkeypatch.setattr(project, "lab_folder", lambda name: tmp_path / "labs" / name)
     folder = tmp_path / "labs" / "student-01"
     pki.init_pki(folder / "pki")
     (folder / "exercise.json").write_text('{"id": "gateway-expired"}')
     (folder / "exercise-start.log").write_text("up's progress")
+    (folder / "portal-login.json").write_text('{"user": "admin", "password": "x"}')
     monkeypatch.setenv(labstate.NAME_VAR, "student-01")
     result = CliRunner().invoke(cli.main, ["--lab", "student-01", "clean", "--pki"])
     assert result.exit_code == 0, result.output

@@ -85,3 +85,19 @@ def test_a_port_asked_for_must_be_free_or_the_labs_own(monkeypatch):
         # Its own running primary listens there: that is no clash.
         own = labstate.LabState(Path("/p"), env={"SAFEQ_PRIMARY_PORT": str(busy)})
         assert labstate.free_port(own, wanted=busy) == busy
+
+
+def test_the_portal_port_follows_the_primary_port_and_must_be_free(monkeypatch):
+    assert labstate.portal_port(labstate.LabState(Path("/p")), 2560) == 8560  # the default lab
+    monkeypatch.setenv(labstate.NAME_VAR, "student-07")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        busy = held.getsockname()[1]
+        primary = busy - labstate.PORTAL_OFFSET
+        with pytest.raises(LabError, match=rf"^port {busy} on 127.0.0.1, for this lab's web portal .* is taken by "
+                                           "another program: .*--port"):
+            labstate.portal_port(labstate.LabState(Path("/p")), primary)
+        # Its own running portal listens there: that is no clash.
+        own = labstate.LabState(Path("/p"), env={"SAFEQ_PORTAL_PORT": str(busy)})
+        assert labstate.portal_port(own, primary) == busy

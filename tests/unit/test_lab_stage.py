@@ -176,7 +176,10 @@ def test_compose_takes_host_names_and_folders_from_the_spec():
     topo = topology.parse(config, Path("/srv/staged"), topology.file_order((ROOT / "compose.yaml").read_text()))
     assert [(s.name, s.host, s.pki_mount) for s in topo.services] == [
         ("ocsp", "ocsp-host", "hosts/ocsp-host"), ("primary", "safeq.corp.example", "hosts/safeq.corp.example"),
-        ("gateway", "gw01.corp.example", "hosts/gw01.corp.example"), ("client", "pc01", "hosts/pc01")]
+        ("gateway", "gw01.corp.example", "hosts/gw01.corp.example"), ("client", "pc01", "hosts/pc01"),
+        ("portal", None, None)]  # the portal mounts no PKI folder
+    assert config["services"]["portal"]["environment"]["SAFEQ_PORTAL_HOSTS"].split() == [
+        "primary=safeq.corp.example", "ocsp=ocsp-host", "gateway=gw01.corp.example", "client=pc01"]
     client = config["services"]["client"]["environment"]
     assert client["SAFEQ_SERVER_HOST_NAME"] == "safeq.corp.example" and client["SAFEQ_CERTIFICATE_SUBJECT"] == "PC01"
     assert topo.service("gateway").aliases == ("gw01.corp.example",)

@@ -21,6 +21,8 @@ REFUSED = [{"time": "2026-01-02T10:00:01+00:00", "address": "172.18.0.9:40112", 
 ENDPOINTS = [{"id": "e1", "name": "gateway-host", "role": "gateway", "subject": "CN=gateway-host", "issuer": "CN=I",
               "decision": "accepted", "state": "connected", "last_seen": "2026-01-02T10:00:00+00:00"}]
 
+ACCOUNT = {"certificate_policy": "trusted-ca", "auto_trust": False, "trusted_cas": [{"subject": "CN=Root", "sha256": "ab"}]}
+
 
 BOXES = [engine.Container(f"id-{s}", f"safeq-lab-{s}-1", s, 1, "running", "healthy", ("CMD", f"safeq-{s}", "health"))
          for s in reversed(TOPO.names)]  # the engine's order is not compose.yaml's
@@ -56,6 +58,8 @@ class FakeEngine:
             return self.refused
         if command == "safeq-admin endpoints --json":
             return 0, json.dumps(ENDPOINTS), ""
+        if command == "safeq-admin account show --json":
+            return 0, json.dumps(ACCOUNT), ""
         if command == "safeq-admin status --json":
             serving = {"subject": "CN=primary-host", "issuer": "CN=I"}
             return 0, json.dumps({"state": "trusted-ca", "serving": serving}), ""
@@ -81,8 +85,8 @@ def test_status_json_has_the_refused_connections(lab):
     result = CliRunner().invoke(main, ["status", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"services", "endpoints", "refused"}
-    assert data["refused"] == REFUSED
+    assert set(data) == {"services", "endpoints", "refused", "account"}
+    assert data["refused"] == REFUSED and data["account"] == ACCOUNT
     assert [(s["name"], s["host"], s["health"]) for s in data["services"]] == [
         ("ocsp", "ocsp-host", "healthy"), ("primary", "primary-host", "healthy"),
         ("gateway", "gateway-host", "healthy"), ("client", "pcclient-host", "healthy")]
@@ -129,7 +133,7 @@ def test_status_starts_no_subprocess_and_runs_its_commands_at_once(lab, monkeypa
     assert sorted(fake.calls) == sorted([(s, f"safeq-{s} health") for s in TOPO.names] + [
         ("primary", "safeq-admin status --json"), ("gateway", "safeq-gateway status --json"),
         ("client", "safeq-client status --json"), ("primary", "safeq-admin endpoints --json"),
-        ("primary", "safeq-admin api GET /api/v1/refused")])
+        ("primary", "safeq-admin api GET /api/v1/refused"), ("primary", "safeq-admin account show --json")])
     assert fake.most > 1  # not one after the other
 
 

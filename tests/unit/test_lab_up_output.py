@@ -212,11 +212,12 @@ def test_up_shows_each_phase_folds_compose_and_ends_with_the_docs_check(fake_lab
         "==> images: safeq-lab/base:latest (images/base), then the role images (docker compose build)",
         "==> primary started, its admin API answering",
         "==> primary server setup: the doc's steps, as typed",
-        "==> endpoints: gateway and client started",
+        "==> endpoints: gateway and client started, the portal",
         "==> healthy: every service passes its own check"]
     assert "    primary# cp /pki/primary-host.pfx /opt/safeqcloud/conf/primary-host.pfx" in result.stderr
     assert "Container" not in result.stderr and result.stderr.count(fold(CHATTER)[0]) == 2
     assert all(quiet for _, _, quiet in fake_lab)
+    assert "web portal: http://127.0.0.1:" in result.stdout.splitlines()[-4]  # before the doc's check
     assert result.stdout.splitlines()[-2:] == [
         "  openssl s_client -servername primary-host -connect 127.0.0.1:2560",
         "  docker compose -p safeq-lab exec primary openssl s_client -servername primary-host -connect localhost:2560"]
