@@ -7,6 +7,7 @@ import http.client
 import json
 import re
 import signal
+import socket
 import threading
 import time
 from html import unescape
@@ -492,3 +493,17 @@ def test_sigterm_handler_stops_the_server_within_2_s(fake):
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)
+
+
+@pytest.mark.parametrize("junk, code", [(b"\x16\x03\x01\x00\xff" + b"\x00" * 64 + b"\r\n\r\n", b"400"),
+                                        (b"GARBAGE\r\n\r\n", b"400"), (b"GET /login HTTP/9.9\r\n\r\n", b"505"),
+                                        (b"GET /login\r\n\r\n", b"200")])  # HTTP/0.9's request: a 1.0 answer
+def test_garbage_on_the_port_gets_a_status_line_not_a_bare_page(portal, fake, junk, code):
+    # http.server answers what it cannot parse as HTTP/0.9: a page without a status line or headers.
+    with socket.create_connection(("127.0.0.1", portal.server_address[1]), timeout=5) as conn:
+        conn.sendall(junk)
+        answer = conn.recv(65536)
+    status = answer.split(b"\r\n", 1)[0]
+    assert re.fullmatch(rb"HTTP/1\.[01] " + code + rb" .*", status), answer[:200]
+    assert b"\r\nContent-Security-Policy: " in answer
+    assert fake.writes() == []

@@ -60,6 +60,9 @@ def text(status: int, message: str) -> Response:
 class Handler(BaseHTTPRequestHandler):
     server_version = "safeq-portal/1"
     timeout = 10  # a client that stops sending does not keep a thread
+    # What does not parse as HTTP/1.x is answered with a status line (http.server's default, HTTP/0.9,
+    # sends a bare page), so a peer sending garbage reads a plain 400.
+    default_request_version = "HTTP/1.0"
 
     @property
     def portal(self) -> Portal:
