@@ -45,7 +45,7 @@ def test_the_login_is_owner_only_on_the_host_and_read_only_in_the_container(port
 
 def test_the_server_runs_as_the_service_account_not_root(portal):
     rows = [line.split(None, 3) for line in portal.check_output("ps -eo ruser:16,euser:16,egroup:16,args").splitlines()]
-    [server] = [row for row in rows if row[3].endswith("safeq-portal serve")]
+    [server] = [row for row in rows if row[3] == "python3 /usr/local/bin/safeq-portal serve"]  # not docker-init
     assert server[:3] == ["safeq", "safeq", "safeq"]
     assert portal.check_output("id -u safeq") == "900"  # the primary's service account, which owns the socket
 
