@@ -178,6 +178,16 @@ def status_cmd(as_json: bool) -> None:
         print_refused(result["refused"])
 
 
+@main.command(name="portal")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@reports_errors
+def portal_cmd(as_json: bool) -> None:
+    """The web portal's address and login for this lab (a trainer's lookup, lab by lab)."""
+    shown = lab_portal.lookup()
+    click.echo(json.dumps(shown, indent=2) if as_json else
+               f"web portal: {shown['url']}  user {shown['user']}  password {shown['password']}")
+
+
 def infra_checks() -> Path:
     """tests/infra of the checkout: the checks are the lab's files, not the installed package's."""
     checks = project.root() / "tests" / "infra"

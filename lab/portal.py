@@ -60,3 +60,14 @@ def announce(state: labstate.LabState, password: bool = False) -> str:
         return f"web portal: {url(state)} (no login in {path}: `safeq-lab up` writes one)"
     secret = f"password {login.get('password')}  " if password else ""
     return f"web portal: {url(state)}  user {login.get('user')}  {secret}(login kept in {path}, owner-only)"
+
+
+
+def lookup() -> dict:
+    """This lab's portal address and login (`safeq-lab portal`); LabError when `up` never wrote one."""
+    path = login_path()
+    if not path.exists():
+        raise LabError(f"lab {labstate.name()} has no web portal login yet: `safeq-lab up` writes it ({path})")
+    login = ensure_login(path)  # the same checks `up` makes: damage is one error
+    return {"url": url(labstate.current()), "user": login["user"], "password": login["password"],
+            "login_file": str(path)}

@@ -40,3 +40,21 @@ def test_up_prints_the_login_and_status_only_where_it_is_kept(tmp_path, monkeypa
     assert shown.startswith("web portal: http://127.0.0.1:8563/  user admin") and login["password"] in shown
     assert login["password"] not in portal.announce(state)
     assert json.loads((tmp_path / "portal-login.json").read_text()) == login
+
+
+def test_portal_command_looks_the_login_up_lab_by_lab(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from lab import project
+    from lab.cli import main
+    monkeypatch.setattr(project, "lab_folder", lambda name: tmp_path / name)
+    missing = CliRunner().invoke(main, ["--lab", "student-03", "portal"])
+    assert missing.exit_code == 2 and "lab student-03 has no web portal login yet: `safeq-lab up` writes it" in missing.stderr
+    assert not (tmp_path / "student-03").exists()
+    login = portal.ensure_login(tmp_path / "student-03" / portal.LOGIN_FILE)
+    shown = CliRunner().invoke(main, ["--lab", "student-03", "portal", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout) == {"url": "http://127.0.0.1:8560/", "user": "admin", "password": login["password"],
+                                        "login_file": str(tmp_path / "student-03" / portal.LOGIN_FILE)}
+    (tmp_path / "student-03" / portal.LOGIN_FILE).write_text("{")
+    damaged = CliRunner().invoke(main, ["--lab", "student-03", "portal"])
+    assert damaged.exit_code == 2 and "is damaged" in damaged.stderr
