@@ -119,7 +119,10 @@ def portal_port(previous: LabState, primary_port: int) -> int:
 
 
 def bindable(port: int) -> bool:
+    """Whether a listener could take the port: one listening there says no; connections left in
+    TIME_WAIT by a lab that just went do not (Docker's proxy binds with SO_REUSEADDR too)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

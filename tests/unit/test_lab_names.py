@@ -101,3 +101,21 @@ def test_the_portal_port_follows_the_primary_port_and_must_be_free(monkeypatch):
         # Its own running portal listens there: that is no clash.
         own = labstate.LabState(Path("/p"), env={"SAFEQ_PORTAL_PORT": str(busy)})
         assert labstate.portal_port(own, primary) == busy
+
+
+def test_a_port_left_in_time_wait_by_a_lab_that_went_is_free():
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Docker's proxy listens
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        accepted, _ = server.accept()
+        accepted.close()  # the server's side closes first: its port is in TIME_WAIT
+        client.close()
+    assert labstate.bindable(port)
+    with socket.socket() as listening:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(("127.0.0.1", port))
+        listening.listen()
+        assert not labstate.bindable(port)
