@@ -23,8 +23,8 @@ SHOTS = ROOT / "build" / "browser"
 WAIT = 45  # seconds a change may take to show in `status --json` (sessions re-judged, reconnects)
 
 
-def lab(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lab.cli", "--lab", LAB, *args], cwd=ROOT, capture_output=True,
+def lab(*args: str, timeout: float = 120, name: str = LAB) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lab.cli", "--lab", name, *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -53,9 +53,7 @@ def wait_status(what: str, test) -> dict:
 
 
 @pytest.fixture(scope="session")
-def portal_lab():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests drive Debian's chromium (apt-get install chromium)")
+def portal_lab(browser):  # the browser first: without chromium no lab is started for nothing
     up = lab("up", "--policy", "built-in", timeout=900)
     try:
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
@@ -72,8 +70,10 @@ def portal_lab():
 
 
 @pytest.fixture(scope="session")
-def browser(portal_lab):
+def browser():
     from playwright.sync_api import sync_playwright
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: the browser tests drive Debian's chromium (apt-get install chromium)")
     if SHOTS.exists():
         shutil.rmtree(SHOTS)
     SHOTS.mkdir(parents=True)
