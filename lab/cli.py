@@ -18,16 +18,20 @@ from pki.cli import pki_group
 from pki.cli import reports_errors as pki_reports_errors
 from pki.database import DB_PATH
 
-from . import admin, docker, engine, images, labstate, portal as lab_portal, project, spec, status, topology, up as lab_up
+from . import admin, docker, engine, images, labstate, portal as lab_portal, project, scale as lab_scale, spec, status, topology
+from . import up as lab_up
 from .deadline import Deadline
 from .scenarios import cli as scenario_cli
 from .scenarios import runner as scenario_runner
 from .errors import LabError
-from .views import Phases, print_endpoints, print_refused, print_summary, say
+from .views import Phases, print_endpoint_counts, print_endpoints, print_refused, print_summary, say
 
 DISTRIBUTION = "safeq-pki-lab"
 EXEC_TIMEOUT = 300  # a command typed at a container's console
 VERIFY_TIMEOUT = 3600  # the whole suite takes minutes; a lab that hangs ends in an error, not a wait
+
+
+LIST_UP_TO = 12  # endpoint records `status` lists without --all; past that, the counts say it
 
 
 def reports_errors(func):
@@ -104,14 +108,20 @@ main.add_command(scenario_cli.exercise)
 @click.option("--force", is_flag=True, help="With --spec: start even when the doctor finds errors (to show the failure).")
 @click.option("--port", type=click.IntRange(1, 65535), help="The primary's port on 127.0.0.1 (default: 2560 for the "
                                                             "default lab, a free one from 2561 up for --lab NAME).")
+@click.option("--gateways", type=click.IntRange(1, lab_scale.MAX), metavar="N",
+              help="Gateways: compose.yaml's one and N-1 more (gateway-host-2, ...), each its own host, certificate "
+                   "from the lab CA and log. Default: as the lab's last `up` (1 at first).")
+@click.option("--clients", type=click.IntRange(1, lab_scale.MAX), metavar="M",
+              help="SAFEQ Cloud Clients, the same way (pcclient-host-2, ...).")
 @click.option("-v", "--verbose", is_flag=True, help="Show compose's and the builds' own output as it comes.")
 @reports_errors
 def up(policy: str | None, build: bool, timeout: int, java_security: str | None, spec_file: str | None, force: bool,
-       port: int | None, verbose: bool) -> None:
+       port: int | None, gateways: int | None, clients: int | None, verbose: bool) -> None:
     """Start the lab: PKI if missing (or a spec's files), images, primary setup steps, all services healthy."""
     if force and spec_file is None:
         raise click.UsageError("--force goes with --spec FILE (the lab's own PKI needs no doctor)")
-    lab_up.run(policy, build, timeout, java_security, verbose=verbose, spec_file=spec_file, force=force, port=port)
+    lab_up.run(policy, build, timeout, java_security, verbose=verbose, spec_file=spec_file, force=force, port=port,
+               counts={"gateway": gateways, "client": clients})
 
 
 @main.command()
@@ -161,8 +171,9 @@ def labs_cmd(as_json: bool) -> None:
 
 @main.command(name="status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--all", "list_all", is_flag=True, help=f"List every endpoint record (shown anyway up to {LIST_UP_TO}).")
 @reports_errors
-def status_cmd(as_json: bool) -> None:
+def status_cmd(as_json: bool, list_all: bool) -> None:
     """Services, their health, every endpoint the primary knows, the connections it refused (--json: and the
     account's settings and Trusted CA certificates)."""
     docker.preflight()
@@ -172,8 +183,13 @@ def status_cmd(as_json: bool) -> None:
         return
     print_summary(result)
     click.echo(lab_portal.announce(labstate.current()))
-    if result["endpoints"]:
-        print_endpoints(result["endpoints"])
+    eps = result["endpoints"]
+    if eps:
+        print_endpoint_counts(eps)
+        if list_all or len(eps) <= LIST_UP_TO:
+            print_endpoints(eps)
+        else:
+            click.echo(f"{len(eps)} endpoint records: `safeq-lab status --all` lists them")
     if result["refused"]:
         print_refused(result["refused"])
 
@@ -340,7 +356,8 @@ def clean(remove_pki_too: bool) -> None:
     if labstate.name() != labstate.DEFAULT:  # the images serve every lab: a student's lab goes, they stay
         docker.compose("down", "--timeout", "2", "--volumes", "--remove-orphans", timeout=120)
         labstate.path().unlink(missing_ok=True)
-        for name in (*scenario_runner.EXERCISE_FILES, lab_portal.LOGIN_FILE):  # its exercise and portal login go with it
+        # its exercise, portal login and extra endpoints go with it
+        for name in (*scenario_runner.EXERCISE_FILES, lab_portal.LOGIN_FILE, lab_scale.FILE):
             (labstate.folder() / name).unlink(missing_ok=True)
         say(f"removed lab {labstate.name()} (the images, shared by every lab, are kept)")
     else:

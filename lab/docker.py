@@ -10,11 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Sequence
 
 from . import engine, labstate, project
 from .engine import DEFAULT, QUICK, SETUP_HINT, CommandTimeout, label  # the engine's timeouts, for compose too
 from .errors import LabError
+
+SCALE_VAR = "SAFEQ_LAB_SCALE"  # in a lab's state: the compose file of its extra gateways and clients
 
 
 class CommandFailed(LabError):
@@ -71,9 +74,15 @@ def env() -> dict[str, str]:
     return dict(os.environ, **labstate.current().compose_env())
 
 
+def compose_files(root: Path, env: dict[str, str]) -> list[str]:
+    """compose.yaml, and the extra gateways and clients `up --gateways/--clients` wrote (lab.scale)."""
+    extra = env.get(SCALE_VAR)
+    return ["-f", str(root / "compose.yaml"), *(["-f", extra] if extra else [])]
+
+
 def compose_argv(*args: str) -> list[str]:
     # No -p: compose takes the project name from compose.yaml's `name:` (see lab.topology).
-    return ["docker", "compose", "-f", str(project.root() / "compose.yaml"), *args]
+    return ["docker", "compose", *compose_files(project.root(), env()), *args]
 
 
 def compose(*args: str, check: bool = True, capture: bool = False, quiet: bool = False, input: str | None = None,

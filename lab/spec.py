@@ -279,6 +279,12 @@ def _lab_gateway(host_dir: Path) -> dict:
             "truststore_password": settings["HCP_DEFAULT_TRUSTSTORE_PASSWORD"]}
 
 
+def _first(manifest: dict, role: str) -> list[dict]:
+    """compose.yaml's one endpoint of a role: the PKI's first (init's); the ones issued after it run as
+    extra endpoints beside it (`up --gateways/--clients`, lab.scale)."""
+    return [e for e in manifest["entities"] if e["role"] == role][:1]
+
+
 def lab_spec(pki_dir: str | Path) -> Spec:
     """The spec of the lab's generated PKI: the files each host folder holds (what `up` mounts and
     the doc's steps use), the account as `up` sets it (trusted CA policy; OCSP as the account has it)."""
@@ -296,10 +302,10 @@ def lab_spec(pki_dir: str | Path) -> Spec:
         # The Trusted CA import of the doc's steps (lab/steps.py): every .cer of the primary's folder. No
         # OCSP key: the account keeps what `safeq-lab account ocsp` set.
         "account": {"policy": "trusted-ca", "trusted_cas": [str(p) for p in sorted(primary_dir.glob("*.cer"))]},
-        "gateway": [_lab_gateway(hosts / e["name"]) for e in manifest["entities"] if e["role"] == "gateway"],
+        "gateway": [_lab_gateway(hosts / e["name"]) for e in _first(manifest, "gateway")],
         # The client's store stand-in; compose.yaml sets its subject to the host's name.
         "client": [{"host": e["name"], "store": str(hosts / e["name"] / "store"), "subject": e["name"]}
-                   for e in manifest["entities"] if e["role"] == "client"],
+                   for e in _first(manifest, "client")],
     }
     return from_dict(data, pki_dir, f"the lab's PKI in {pki_dir}")
 

@@ -71,9 +71,10 @@ def collect(health_now: dict[str, bool] | None = None, timeout: float = engine.D
     for box in boxes:
         if box.running and box.name not in (health_now or {}):
             calls[f"health {box.name}"] = lambda box=box: engine.healthcheck_now(box, left(HEALTHCHECK_TIMEOUT))[0]
-    for name, command in REPORT.items():
-        if name in live:
-            calls[f"report {name}"] = lambda box=live[name], command=command: _json_from(box, command, left())
+    roles = {name: (topo.service(name).role if name in topo.names else name) for name in live}
+    for name, box in live.items():
+        if roles[name] in REPORT:  # each gateway and client reports, the extra ones too (lab.scale)
+            calls[f"report {name}"] = lambda box=box, command=REPORT[roles[name]]: _json_from(box, command, left())
     for key, command in PRIMARY.items():
         if "primary" in live:
             calls[key] = lambda command=command: _json_from(live["primary"], command, left())
@@ -88,7 +89,7 @@ def collect(health_now: dict[str, bool] | None = None, timeout: float = engine.D
         services.append({"name": box.service, "container": box.name, "host": host, "state": box.state,
                          "health": health})
     refused = got.get("refused")
-    return {"services": services, "reports": {n: got[f"report {n}"] for n in REPORT if n in live},
+    return {"services": services, "reports": {n: got[f"report {n}"] for n in live if f"report {n}" in got},
             "endpoints": got.get("endpoints") or [], "refused": refused if isinstance(refused, list) else [],
             "account": got.get("account") if isinstance(got.get("account"), dict) else None}
 
@@ -102,13 +103,14 @@ def summary_rows(status: dict, topo: topology.Topology | None = None) -> list[tu
     for svc in sorted(status["services"], key=lambda s: order.index(s["name"]) if s["name"] in order else len(order)):
         name, host = svc["name"], svc["host"] or ""
         port = topo.service(name).port if name in order else ""
+        role = topo.service(name).role if name in order else name
         report = status["reports"].get(name) or {}
         state = svc["health"] or svc["state"]
-        if name == "ocsp":  # a spec's PKI hands out no OCSP signer keys: the responder answers for no CA
+        if role == "ocsp":  # a spec's PKI hands out no OCSP signer keys: the responder answers for no CA
             subject, issuer = "(delegated OCSP signers)" if own_pki else "(no CA: a spec brings no OCSP signers)", ""
-        elif name not in REPORT:  # the portal: no certificate of its own, its health says it all
+        elif role not in REPORT:  # the portal: no certificate of its own, its health says it all
             subject, issuer = "", ""
-        elif name == "primary":
+        elif role == "primary":
             serving = report.get("serving") or {}
             subject, issuer = serving.get("subject", ""), serving.get("issuer", "")
             state = f"{state}, {report.get('state', '?')}"

@@ -34,6 +34,15 @@ class Service:
     ports: tuple[Port, ...]
     exposed: tuple[str, ...]       # `expose:` ports, reachable on the lab network only
     pki_mount: str | None          # the bind source relative to the PKI dir, e.g. hosts/primary-host
+    image: str | None = None       # e.g. safeq-lab/gateway:latest: what the service runs
+
+    @property
+    def role(self) -> str:
+        """What runs in it (the image's name: primary, gateway, client, ...), whatever the service is
+        called: `up --gateways 3` adds gateway-2 and gateway-3, which run the gateway."""
+        if not self.image:
+            return self.name
+        return self.image.rsplit("/", 1)[-1].split(":", 1)[0]
 
     @property
     def host(self) -> str | None:
@@ -104,7 +113,7 @@ def _service(project_name: str, name: str, cfg: dict, pki_dir: Path) -> Service:
     return Service(name=name, container=cfg.get("container_name") or f"{project_name}-{name}-1",
                    hostname=cfg.get("hostname"), aliases=tuple(dict.fromkeys(aliases)), ports=ports,
                    exposed=tuple(str(e) for e in cfg.get("expose") or []),
-                   pki_mount=_pki_mount(cfg.get("volumes"), pki_dir))
+                   pki_mount=_pki_mount(cfg.get("volumes"), pki_dir), image=cfg.get("image"))
 
 
 def parse(config: dict, pki_dir: Path, order: list[str] | None = None) -> Topology:
@@ -136,7 +145,7 @@ def load() -> Topology:
 
 
 def _config(root: Path, env: dict[str, str]) -> dict:
-    argv = ["docker", "compose", "-f", str(root / "compose.yaml"), "config", "--format", "json"]
+    argv = ["docker", "compose", *docker.compose_files(root, env), "config", "--format", "json"]
     proc = docker.run_timed(argv, CONFIG_TIMEOUT, what="docker compose config", cwd=root, env=env,
                             capture_output=True, text=True)
     if proc.returncode != 0:

@@ -6,11 +6,11 @@ with its elapsed time (lab.views.Phases); compose's own output is folded unless 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pki
-from . import admin, docker, engine, images, java_security, labstate, portal, project, spec, stage, status, steps, topology
+from . import admin, docker, engine, images, java_security, labstate, portal, project, scale, spec, stage, status, steps, topology
 from .deadline import Deadline
 from .errors import LabError
 from .spec import Spec
@@ -34,7 +34,7 @@ def check_host_dirs(files: Path, topo: topology.Topology) -> None:
     for svc in topo.services:
         if svc.pki_mount is None:
             continue
-        proof = f"{svc.pki_mount}/{HOST_DIR_PROOF[svc.name]}" if svc.name in HOST_DIR_PROOF else svc.pki_mount
+        proof = f"{svc.pki_mount}/{HOST_DIR_PROOF[svc.role]}" if svc.role in HOST_DIR_PROOF else svc.pki_mount
         if not (files / proof).exists():
             missing.append(proof)
     if missing:
@@ -133,7 +133,33 @@ class Plan:
     connections: tuple = ()
 
 
-def prepare(user: Spec | None, force: bool, env: dict[str, str], deadline: Deadline, port: int | None = None) -> Plan:
+COUNT_VARS = {"gateway": "SAFEQ_LAB_GATEWAYS", "client": "SAFEQ_LAB_CLIENTS"}  # in the state: `up` keeps them
+
+
+def scaled(state: labstate.LabState, previous: labstate.LabState, counts: dict[str, int | None]) -> labstate.LabState:
+    """The lab's extra gateways and clients (lab.scale): certificates issued, compose.scale.yaml written and
+    named in the state. A count not given is the lab's last; a spec's lab has compose.yaml's one each."""
+    keep = state.own_pki and previous.own_pki
+    counts = {b: counts.get(b) or (int(previous.env.get(COUNT_VARS[b], 1)) if keep else 1) for b in scale.BASES}
+    if set(counts.values()) == {1} and docker.SCALE_VAR not in previous.env:
+        return state
+    topo = topology.load()
+    items = scale.extras({b: topo.service(b).host for b in scale.BASES}, counts)
+    issued = scale.issue_missing(state.files, items)
+    if issued:
+        say(f"PKI: {len(issued)} more endpoint certificate(s) from the lab CA: {', '.join(issued)}")
+    why = f"safeq-lab up --gateways {counts['gateway']} --clients {counts['client']}"
+    path = scale.write(labstate.folder(), items, project.root() / "compose.yaml", why)
+    env = {k: v for k, v in state.env.items() if k not in (docker.SCALE_VAR, *COUNT_VARS.values())}
+    if path:
+        env.update({docker.SCALE_VAR: str(path), **{COUNT_VARS[b]: str(n) for b, n in counts.items()}})
+    state = replace(state, env=env)
+    labstate.save(state)
+    return state
+
+
+def prepare(user: Spec | None, force: bool, env: dict[str, str], deadline: Deadline, port: int | None = None,
+            counts: dict[str, int | None] | None = None) -> Plan:
     """Which files the lab runs on (the lab's PKI, or the spec's staged), written down for every later
     command (lab.labstate)."""
     with deadline.at("preflight"):
@@ -160,15 +186,22 @@ def prepare(user: Spec | None, force: bool, env: dict[str, str], deadline: Deadl
                  **portal.compose_env(portal.login_path(), labstate.portal_port(previous, primary_port))}
     state = labstate.LabState(files, source, {**env, **labstate.host_env(mounted), **published}, identity)
     labstate.save(state)
+    with deadline.at("extra gateways and clients"):
+        scaled(state, previous, counts or {})
     topo = topology.load()
     check_host_dirs(files, topo)
     return Plan(mounted, files, topo, tuple(connections))
 
 
 def run(policy: str | None, build: bool, timeout: float, java_security_file: str | None = None,
-        verbose: bool = False, spec_file: str | None = None, force: bool = False, port: int | None = None) -> None:
-    """``policy`` None: the spec's [account] policy, else trusted-ca (the doc's end state)."""
-    # A bad spec or --java-security file is refused before anything starts.
+        verbose: bool = False, spec_file: str | None = None, force: bool = False, port: int | None = None,
+        counts: dict[str, int | None] | None = None) -> None:
+    """``policy`` None: the spec's [account] policy, else trusted-ca (the doc's end state). ``counts``:
+    gateways and clients (lab.scale), None for the lab's last."""
+    # A bad spec, --java-security file or count is refused before anything starts.
+    if spec_file is not None and any((n or 1) > 1 for n in (counts or {}).values()):
+        raise LabError("--gateways/--clients issue each extra endpoint a certificate from the lab's own CA: "
+                       "a spec's files name their own hosts; leave out --spec, or the counts")
     user = spec.load(spec_file) if spec_file is not None else None
     policy = policy or (user.account.policy if user is not None else "trusted-ca")
     env = {**POLICY_ENV[policy], **java_security.compose_env(java_security_file)}
@@ -176,7 +209,7 @@ def run(policy: str | None, build: bool, timeout: float, java_security_file: str
     note = java_security.describe(env)
     if note:
         say(note)
-    plan = prepare(user, force, env, deadline, port)
+    plan = prepare(user, force, env, deadline, port, counts)
     topo = plan.topo
     phases = Phases(verbose)
     if build:
@@ -211,7 +244,9 @@ def converge(deadline: Deadline, phases: Phases, expected_down: dict[str, str] |
     with deadline.at("starting gateway and client"), phases.phase("endpoints: gateway and client started, the portal"):
         # Not `--wait`: a gateway reconnecting after the primary's restart may read unhealthy for a
         # moment; the services' own healthchecks, run now, are the verdict.
-        phases.show(docker.compose("up", "-d", "--no-build", timeout=deadline.left(), quiet=phases.quiet))
+        # --remove-orphans: the extra gateways and clients a smaller `--gateways/--clients` left out
+        phases.show(docker.compose("up", "-d", "--no-build", "--remove-orphans", timeout=deadline.left(),
+                                   quiet=phases.quiet))
     with deadline.at("waiting until every service is healthy"), \
             phases.phase("healthy: every service passes its own check"):
         failing, health_now = status.wait_converged(deadline.left(), expected_down)
@@ -232,7 +267,8 @@ def start_builtin(deadline: Deadline, topo: topology.Topology, phases: Phases) -
                                    timeout=deadline.left(), quiet=phases.quiet))
     with deadline.at("starting gateway and client"), phases.phase("endpoints: gateway and client started "
                                                                   "with built-in certificates, the portal"):
-        phases.show(docker.compose("up", "-d", "--no-build", timeout=deadline.left(), quiet=phases.quiet))
+        phases.show(docker.compose("up", "-d", "--no-build", "--remove-orphans", timeout=deadline.left(),
+                                   quiet=phases.quiet))
     names = {topo.service(name).host for name in ("gateway", "client")}
     with deadline.at("waiting for gateway and client to register"), phases.phase("endpoints registered"):
         while not names <= {ep.get("name") for ep in admin.lab_call("GET", "/api/v1/endpoints", timeout=deadline.left())}:

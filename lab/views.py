@@ -47,6 +47,26 @@ def print_endpoints(eps: list[dict]) -> None:
     out.print(table)
 
 
+def endpoint_counts(eps: list[dict]) -> list[tuple[int, str, str, str]]:
+    """(how many, roles, decision, reason) over the record standing for each host name, most first."""
+    from collections import Counter
+    from safeqlab.records import current_record
+    current = [current_record(eps, name) for name in dict.fromkeys(ep.get("name") for ep in eps)]
+    counts = Counter((ep.get("decision") or "", ep.get("reason") or "") for ep in current if ep)
+    roles = {key: sorted({ep.get("role") or "?" for ep in current if ep and (ep.get("decision") or "", ep.get("reason") or "") == key})
+             for key in counts}
+    return [(n, ", ".join(roles[key]), *key) for key, n in counts.most_common()]
+
+
+def print_endpoint_counts(eps: list[dict]) -> None:
+    table = Table(title="endpoints by decision and reason (one per host name)")
+    for col in ("endpoints", "roles", "decision", "reason"):
+        table.add_column(col)
+    for n, roles, decision, reason in endpoint_counts(eps):
+        table.add_row(*cells(str(n), roles, decision, reason))
+    out.print(table)
+
+
 def print_refused(refused: list[dict]) -> None:
     """Connections the primary refused before they showed an identity, newest first."""
     table = Table(title="connections the primary refused (newest first)")

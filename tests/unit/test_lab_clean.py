@@ -86,6 +86,7 @@ def test_a_named_lab_goes_with_its_exercise_portal_login_and_folder(monkeypatch,
     (folder / "exercise.json").write_text('{"id": "gateway-expired"}')
     (folder / "exercise-start.log").write_text("up's progress")
     (folder / "portal-login.json").write_text('{"user": "admin", "password": "x"}')
+    (folder / "compose.scale.yaml").write_text("services: {}\n")
     monkeypatch.setenv(labstate.NAME_VAR, "student-01")
     result = CliRunner().invoke(cli.main, ["--lab", "student-01", "clean", "--pki"])
     assert result.exit_code == 0, result.output

@@ -193,8 +193,8 @@ def before_docker(monkeypatch):
     from lab import docker, up as lab_up
     seen = {}
 
-    def prepare(user, force, env, deadline, port=None):
-        seen.update(user=user, force=force, env=env, port=port)
+    def prepare(user, force, env, deadline, port=None, counts=None):
+        seen.update(user=user, force=force, env=env, port=port, counts=counts)
         raise LabError("stopped before the lab starts")
     monkeypatch.setattr(lab_up, "prepare", prepare)
     monkeypatch.setattr(docker, "preflight", lambda: pytest.fail("docker touched"))

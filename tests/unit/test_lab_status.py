@@ -1,5 +1,6 @@
 """`safeq-lab status`: services from compose.yaml's topology, the endpoints, the refused connections."""
 import json
+import sys
 import subprocess
 import threading
 import time
@@ -164,3 +165,25 @@ def test_wait_converged_names_what_fails(lab):
     assert results["safeq-lab-primary-1"] is True and results["safeq-lab-gateway-1"] is False
     lab()
     assert status.wait_converged(5) == ({}, {box.name: True for box in BOXES})
+
+
+def test_status_counts_endpoints_by_decision_and_reason_and_lists_them_with_all(lab, monkeypatch):
+    many = [{"id": f"g{i}", "name": f"gateway-host-{i}", "role": "gateway", "decision": "accepted", "state": "connected",
+             "reason": "chain verified", "last_seen": "2026-01-02T10:00:00+00:00"} for i in range(2, 12)]
+    many += [{"id": "c1", "name": "pcclient-host", "role": "client", "decision": "refused", "state": "disconnected",
+              "reason": "PKIX path building failed", "last_seen": "2026-01-02T10:00:00+00:00"},
+             # an older record of a reissued certificate: the host counts once, by its current record
+             {"id": "c0", "name": "pcclient-host", "role": "client", "decision": "accepted", "state": "disconnected",
+              "reason": "chain verified", "last_seen": "2026-01-01T10:00:00+00:00"},
+             {"id": "g1", "name": "gateway-host", "role": "gateway", "decision": "accepted", "state": "connected",
+              "reason": "chain verified", "last_seen": "2026-01-02T10:00:00+00:00"}]
+    from lab import views
+    assert views.endpoint_counts(many) == [(11, "gateway", "accepted", "chain verified"),
+                                          (1, "client", "refused", "PKIX path building failed")]
+    monkeypatch.setattr(sys.modules[__name__], "ENDPOINTS", many)
+    lab()
+    out = CliRunner().invoke(main, ["status"]).stdout
+    assert "endpoints by decision and reason" in out and "endpoints known to the primary" not in out
+    assert "13 endpoint records: `safeq-lab status --all` lists them" in out
+    listed = CliRunner().invoke(main, ["status", "--all"]).stdout
+    assert "endpoints known to the primary" in listed and "gateway-host-11" in listed

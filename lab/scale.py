@@ -1,0 +1,92 @@
+"""More gateways and clients than compose.yaml's one each: `safeq-lab up --gateways N --clients M`.
+
+compose.yaml stays the one topology: each extra endpoint is its gateway or client service once more
+(compose's `extends`), with its own host name, certificate (issued by the lab CA into its own host
+folder), data volume and log. `up` writes them to compose.scale.yaml beside the lab's state and names
+that file in the state (docker.SCALE_VAR); every compose call of the lab then reads both files.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pki
+from certkit.fsio import atomic_write
+
+from .errors import LabError
+
+FILE = "compose.scale.yaml"
+BASES = ("gateway", "client")  # compose.yaml's services that may run more than once
+MAX = 250                       # per kind: a bound on what one host is asked to start
+
+
+@dataclass(frozen=True)
+class Extra:
+    service: str   # gateway-2
+    base: str      # gateway: the compose.yaml service it extends
+    host: str      # gateway-host-2: its host name and PKI folder hosts/<host>/
+
+    @property
+    def volume(self) -> str:
+        return f"{self.service}-data"
+
+
+def extras(hosts: dict[str, str], counts: dict[str, int]) -> list[Extra]:
+    """The endpoints beyond compose.yaml's first of each kind; ``hosts``: base service -> its host name."""
+    out = []
+    for base in BASES:
+        count = counts.get(base, 1)
+        if not 1 <= count <= MAX:
+            raise LabError(f"--{base}s {count}: give 1 to {MAX} (1 is compose.yaml's own {base})")
+        out += [Extra(f"{base}-{i}", base, f"{hosts[base]}-{i}") for i in range(2, count + 1)]
+    return out
+
+
+DATA = {"gateway": "/var/lib/safeq-gateway", "client": "/var/lib/safeqclient"}  # compose.yaml's volumes
+
+
+def _service(extra: Extra, compose_file: Path) -> list[str]:
+    q = json.dumps  # a JSON string is a YAML string: names and paths quoted safely
+    lines = [f"  {q(extra.service)}:",
+             f"    extends: {{file: {q(str(compose_file))}, service: {q(extra.base)}}}",
+             "    build: !reset null   # the image compose.yaml's service builds",
+             f"    hostname: {q(extra.host)}",
+             "    networks: !override",
+             f"      lab: {{aliases: [{q(extra.host)}]}}",
+             "    volumes:  # replace the base's /pki and data volume (by target); the rest is kept",
+             f"      - {q('${SAFEQ_LAB_FILES:-./build/pki}/hosts/' + extra.host + ':/pki:ro')}",
+             f"      - {q(extra.volume + ':' + DATA[extra.base])}"]
+    if extra.base == "client":  # its own certificate: the one whose subject names this host
+        lines += ["    environment:", f"      SAFEQ_CERTIFICATE_SUBJECT: {q(extra.host)}"]
+    return lines
+
+
+def render(items: list[Extra], compose_file: Path, why: str) -> str:
+    lines = [f"# Written by `{why}`: do not edit (the next `up` writes it again).",
+             "# Each service is compose.yaml's gateway or client once more, as another host.", "services:"]
+    for extra in items:
+        lines += _service(extra, compose_file)
+    lines += ["volumes:"] + [f"  {json.dumps(extra.volume)}: {{}}" for extra in items]
+    return "\n".join(lines) + "\n"
+
+
+def issue_missing(pki_dir: Path, items: list[Extra]) -> list[str]:
+    """Each extra endpoint's certificate from the lab CA (once: an existing one is kept)."""
+    known = {e["name"] for e in pki.load_manifest(pki_dir)["entities"]}
+    issued = []
+    for extra in items:
+        if extra.host not in known:
+            pki.issue(pki_dir, extra.host, extra.base)
+            issued.append(extra.host)
+    return issued
+
+
+def write(folder: Path, items: list[Extra], compose_file: Path, why: str) -> Path | None:
+    """The override file for ``items`` (None, and no file, without extras)."""
+    path = folder / FILE
+    if not items:
+        path.unlink(missing_ok=True)
+        return None
+    atomic_write(path, render(items, compose_file, why).encode())
+    return path

@@ -1,0 +1,107 @@
+"""`up --gateways N --clients M`: each extra endpoint is compose.yaml's service once more, as its own host
+with its own certificate, folder and volume; compose itself reads the file `up` writes."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import pki
+from lab import docker, scale, topology
+from lab.errors import LabError
+from tests.support.fixtures_openssl import openssl
+
+ROOT = Path(__file__).resolve().parents[2]
+HOSTS = {"gateway": "gateway-host", "client": "pcclient-host"}
+
+
+def test_extras_are_named_after_the_base_host():
+    items = scale.extras(HOSTS, {"gateway": 3, "client": 2})
+    assert [(e.service, e.base, e.host, e.volume) for e in items] == [
+        ("gateway-2", "gateway", "gateway-host-2", "gateway-2-data"),
+        ("gateway-3", "gateway", "gateway-host-3", "gateway-3-data"),
+        ("client-2", "client", "pcclient-host-2", "client-2-data")]
+    assert scale.extras(HOSTS, {}) == []
+
+
+@pytest.mark.parametrize("count", [0, scale.MAX + 1])
+def test_a_count_out_of_bounds_is_one_error(count):
+    with pytest.raises(LabError, match=rf"--clients {count}: give 1 to {scale.MAX}"):
+        scale.extras(HOSTS, {"client": count})
+
+
+def test_compose_reads_each_extra_as_its_own_host():
+    if shutil.which("docker") is None or subprocess.run(["docker", "compose", "version"], capture_output=True,
+                                                        timeout=20).returncode != 0:
+        pytest.skip("docker compose is not installed")
+    items = scale.extras(HOSTS, {"gateway": 2, "client": 3})
+    folder = ROOT / "build" / "test-scale"
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        path = scale.write(folder, items, ROOT / "compose.yaml", "safeq-lab up --gateways 2 --clients 3")
+        env = dict(os.environ, SAFEQ_LAB_FILES="/srv/pki", SAFEQ_LAB_NAME="scaled", **{docker.SCALE_VAR: str(path)})
+        config = topology._config(ROOT, env)
+    finally:
+        shutil.rmtree(folder)
+    topo = topology.parse(config, Path("/srv/pki"), topology.file_order((ROOT / "compose.yaml").read_text()))
+    rows = {s.name: (s.host, s.aliases, s.pki_mount, s.role) for s in topo.services}
+    assert rows["gateway"] == ("gateway-host", ("gateway-host",), "hosts/gateway-host", "gateway")
+    assert rows["gateway-2"] == ("gateway-host-2", ("gateway-host-2",), "hosts/gateway-host-2", "gateway")
+    assert rows["client-3"] == ("pcclient-host-3", ("pcclient-host-3",), "hosts/pcclient-host-3", "client")
+    services = config["services"]
+    assert services["client-2"]["environment"]["SAFEQ_CERTIFICATE_SUBJECT"] == "pcclient-host-2"
+    assert services["client"]["environment"]["SAFEQ_CERTIFICATE_SUBJECT"] == "pcclient-host"
+    assert services["gateway-2"]["image"] == services["gateway"]["image"] and not services["gateway-2"].get("build")
+    assert services["gateway-2"]["depends_on"]["primary"]["condition"] == "service_healthy"
+    volumes = {v["target"]: v["source"] for v in services["gateway-2"]["volumes"]}
+    assert volumes["/var/lib/safeq-gateway"] == "gateway-2-data" and volumes["/pki"] == "/srv/pki/hosts/gateway-host-2"
+    assert "/opt/safeqlab/java.security" in volumes  # what the extra does not replace is compose.yaml's
+    assert services["gateway-2"]["healthcheck"] == services["gateway"]["healthcheck"]
+
+
+def test_each_extra_gets_its_own_certificate_once(tmp_path):
+    pki.init_pki(tmp_path / "pki")
+    items = scale.extras(HOSTS, {"gateway": 2, "client": 2})
+    assert scale.issue_missing(tmp_path / "pki", items) == ["gateway-host-2", "pcclient-host-2"]
+    assert scale.issue_missing(tmp_path / "pki", items) == []  # kept: no certificate replaced
+    hosts = tmp_path / "pki" / "hosts"
+    assert (hosts / "gateway-host-2" / "unattended-install.conf").is_file()
+    crt = next((hosts / "pcclient-host-2" / "store" / "My").glob("*.crt"))
+    subject = openssl("x509", "-in", str(crt), "-noout", "-subject", "-nameopt", "RFC2253").stdout
+    assert "CN=pcclient-host-2" in subject
+
+
+def test_back_to_one_each_removes_the_file(tmp_path):
+    items = scale.extras(HOSTS, {"gateway": 2})
+    path = scale.write(tmp_path, items, ROOT / "compose.yaml", "up")
+    assert path.is_file() and "gateway-2" in path.read_text()
+    assert scale.write(tmp_path, [], ROOT / "compose.yaml", "up") is None and not path.exists()
+
+
+def test_every_compose_call_of_a_scaled_lab_reads_both_files():
+    assert docker.compose_files(ROOT, {}) == ["-f", str(ROOT / "compose.yaml")]
+    assert docker.compose_files(ROOT, {docker.SCALE_VAR: "/x/compose.scale.yaml"}) == [
+        "-f", str(ROOT / "compose.yaml"), "-f", "/x/compose.scale.yaml"]
+
+
+def test_a_spec_lab_is_not_scaled_before_anything_starts(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+    from lab.cli import main
+    monkeypatch.setattr(docker, "preflight", lambda: pytest.fail("docker touched"))
+    result = CliRunner().invoke(main, ["up", "--spec", str(tmp_path / "corp.toml"), "--gateways", "3"])
+    assert result.exit_code == 2
+    assert "--gateways/--clients issue each extra endpoint a certificate from the lab's own CA" in result.stderr
+
+
+def test_the_labs_spec_stays_compose_yaml_s_one_gateway_and_client(tmp_path):
+    from lab import labstate, spec
+    pki.init_pki(tmp_path / "pki")
+    before = spec.lab_spec(tmp_path / "pki")
+    scale.issue_missing(tmp_path / "pki", scale.extras(HOSTS, {"gateway": 3, "client": 2}))
+    after = spec.lab_spec(tmp_path / "pki")
+    assert [g.host for g in after.gateways] == ["gateway-host"] and [c.host for c in after.clients] == ["pcclient-host"]
+    assert labstate.host_env(after) == labstate.host_env(before)  # the extras are not compose.yaml's hosts
+    assert labstate.identity(after) == labstate.identity(before)  # nor the account's: no fresh start for them
