@@ -72,7 +72,7 @@ def started(monkeypatch):
         monkeypatch.setenv(var, "stale")  # restored after the test; a stale export must not leak in
     seen = {}
 
-    def prepare(spec_file, force, env, deadline, port=None):
+    def prepare(spec_file, force, env, deadline, port=None, counts=None):
         # What compose will see: the shell's environment under the variables `up` sets (lab.docker.env).
         seen.update({var: {**os.environ, **env}[var] for var in VARS})
         raise LabError("stopped after the environment was set")
