@@ -81,6 +81,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_lab.py
 	$(PY) bench/bench_labs.py   # 8 labs side by side: memory per lab, idle CPU
 	$(PY) bench/bench_catalog.py  # the scenario catalog, 2 and 3 labs side by side
+	$(PY) bench/bench_scale.py    # many gateways and clients in one lab, and a primary restart
 	$(PY) bench/bench_hostile.py
 	$(PY) bench/bench_handshake.py  # after bench_hostile: the images are built
 	$(VENV)/bin/safeq-lab up && $(PY) bench/bench_tls.py; rc=$$?; $(VENV)/bin/safeq-lab down; exit $$rc

@@ -18,7 +18,8 @@ from pki.cli import pki_group
 from pki.cli import reports_errors as pki_reports_errors
 from pki.database import DB_PATH
 
-from . import admin, docker, engine, images, labstate, portal as lab_portal, project, scale as lab_scale, spec, status, topology
+from . import admin, docker, engine, images, labstate, project, spec, status, topology
+from . import portal as lab_portal, scale as lab_scale
 from . import up as lab_up
 from .deadline import Deadline
 from .scenarios import cli as scenario_cli

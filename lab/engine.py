@@ -326,7 +326,8 @@ def logs(service: str, tail: int | None = None, timeout: float = DEFAULT) -> str
 
 def run_detached(image: str, timeout: float = DEFAULT, command: Sequence[str] | None = None) -> Container:
     """`docker run -d --init --network none IMAGE [COMMAND]`: a container of a lab image apart from the lab."""
-    with session(timeout, label(["docker", "run", "-d", "--init", "--network", "none", image, *(command or [])])) as api:
+    argv = ["docker", "run", "-d", "--init", "--network", "none", image, *(command or [])]
+    with session(timeout, label(argv)) as api:
         cid = api.create_container(image, command=list(command) if command else None,
                                    host_config=api.create_host_config(init=True, network_mode="none"))["Id"]
         api.start(cid)

@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pki
-from . import admin, docker, engine, images, java_security, labstate, portal, project, scale, spec, stage, status, steps, topology
+from . import admin, docker, engine, images, java_security, labstate, portal, project, scale, spec, stage, status
+from . import steps, topology
 from .deadline import Deadline
 from .errors import LabError
 from .spec import Spec
@@ -187,7 +188,7 @@ def prepare(user: Spec | None, force: bool, env: dict[str, str], deadline: Deadl
     state = labstate.LabState(files, source, {**env, **labstate.host_env(mounted), **published}, identity)
     labstate.save(state)
     with deadline.at("extra gateways and clients"):
-        scaled(state, previous, counts or {})
+        state = scaled(state, previous, counts or {})
     topo = topology.load()
     check_host_dirs(files, topo)
     return Plan(mounted, files, topo, tuple(connections))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections import Counter
 from contextlib import contextmanager, nullcontext
 
 from rich.console import Console
@@ -11,6 +12,8 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
+
+from safeqlab.records import current_record
 
 from . import labstate, status
 
@@ -49,12 +52,10 @@ def print_endpoints(eps: list[dict]) -> None:
 
 def endpoint_counts(eps: list[dict]) -> list[tuple[int, str, str, str]]:
     """(how many, roles, decision, reason) over the record standing for each host name, most first."""
-    from collections import Counter
-    from safeqlab.records import current_record
     current = [current_record(eps, name) for name in dict.fromkeys(ep.get("name") for ep in eps)]
-    counts = Counter((ep.get("decision") or "", ep.get("reason") or "") for ep in current if ep)
-    roles = {key: sorted({ep.get("role") or "?" for ep in current if ep and (ep.get("decision") or "", ep.get("reason") or "") == key})
-             for key in counts}
+    keyed = [((ep.get("decision") or "", ep.get("reason") or ""), ep.get("role") or "?") for ep in current if ep]
+    counts = Counter(key for key, _ in keyed)
+    roles = {key: sorted({role for k, role in keyed if k == key}) for key in counts}
     return [(n, ", ".join(roles[key]), *key) for key, n in counts.most_common()]
 
 
