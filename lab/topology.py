@@ -116,6 +116,16 @@ def _service(project_name: str, name: str, cfg: dict, pki_dir: Path) -> Service:
                    pki_mount=_pki_mount(cfg.get("volumes"), pki_dir), image=cfg.get("image"))
 
 
+def _place(name: str, listed: list[str]) -> tuple:
+    """compose.yaml's order; an extra endpoint (gateway-2, lab.scale) right after its base, by number."""
+    if name in listed:
+        return (listed.index(name), 0, "")
+    base, _, number = name.rpartition("-")
+    if base in listed and number.isdigit():
+        return (listed.index(base), int(number), "")
+    return (len(listed), 0, name)
+
+
 def parse(config: dict, pki_dir: Path, order: list[str] | None = None) -> Topology:
     """`config`: the JSON of `docker compose config --format json`; ``pki_dir``: the folder whose host
     folders the services mount (SAFEQ_LAB_FILES)."""
@@ -124,7 +134,7 @@ def parse(config: dict, pki_dir: Path, order: list[str] | None = None) -> Topolo
     if not name or not services:
         raise LabError("`docker compose config` shows no project name or no services: check compose.yaml")
     listed = [s for s in order or [] if s in services]
-    names = listed + sorted(set(services) - set(listed))
+    names = sorted(services, key=lambda s: _place(s, listed))
     networks = config.get("networks") or {}
     network = next(((net or {}).get("name") or key for key, net in networks.items()), "")
     return Topology(project=name, services=tuple(_service(name, s, services[s], Path(pki_dir)) for s in names),

@@ -47,6 +47,7 @@ def test_compose_reads_each_extra_as_its_own_host():
     finally:
         shutil.rmtree(folder)
     topo = topology.parse(config, Path("/srv/pki"), topology.file_order((ROOT / "compose.yaml").read_text()))
+    assert topo.names == ["ocsp", "primary", "gateway", "gateway-2", "client", "client-2", "client-3", "portal"]
     rows = {s.name: (s.host, s.aliases, s.pki_mount, s.role) for s in topo.services}
     assert rows["gateway"] == ("gateway-host", ("gateway-host",), "hosts/gateway-host", "gateway")
     assert rows["gateway-2"] == ("gateway-host-2", ("gateway-host-2",), "hosts/gateway-host-2", "gateway")
