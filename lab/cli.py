@@ -19,7 +19,7 @@ from pki.cli import reports_errors as pki_reports_errors
 from pki.database import DB_PATH
 
 from . import admin, docker, engine, images, labstate, project, spec, status, topology
-from . import portal as lab_portal, scale as lab_scale
+from . import drills, portal as lab_portal, scale as lab_scale
 from . import up as lab_up
 from .deadline import Deadline
 from .scenarios import cli as scenario_cli
@@ -90,6 +90,7 @@ main.add_command(pki_group, name="pki")
 main.add_command(admin.account, name="account")
 main.add_command(admin.endpoints, name="endpoints")
 main.add_command(scenario_cli.scenarios)
+main.add_command(drills.drill)
 main.add_command(scenario_cli.exercise)
 
 

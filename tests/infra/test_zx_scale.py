@@ -1,6 +1,7 @@
 """More gateways and clients: a lab of its own (`--lab scale-02 up --gateways 2 --clients 3`) beside this
 one. Each extra endpoint is its own host with its own certificate from the lab CA and its own session,
-accepted by the primary; `status` counts them; `up` with one each again removes the extras."""
+accepted by the primary; `status` counts them; the revocation drill refuses exactly the revoked ones and
+brings them back; `up` with one each again removes the extras."""
 import json
 
 import pytest
@@ -30,6 +31,16 @@ def test_two_gateways_and_three_clients_each_their_own_endpoint(primary):
         assert len({e["sha256"] for e in current.values()}) == len(HOSTS)  # a certificate each
         text = lab("--lab", NAME, "status").stdout
         assert "endpoints by decision and reason" in text
+        # The revocation drill: exactly the two revoked refused, the three others connected; then all back.
+        drill = lab("--lab", NAME, "drill", "revoke", "--count", "2", "--json")
+        assert drill.returncode == 0, drill.stdout[-3000:] + drill.stderr[-2000:]
+        report = json.loads(drill.stdout)
+        assert report["acted_on"] == ["pcclient-host-3", "pcclient-host-2"]
+        assert [s["connected"] for s in report["steps"]] == [5, 3, 5]
+        revoked = report["steps"][1]["endpoints"]
+        assert {h for h, seen in revoked.items() if seen.startswith("refused")} == {"pcclient-host-3", "pcclient-host-2"}
+        account = json.loads(lab("--lab", NAME, "account", "show", "--json").stdout)
+        assert account["ocsp"]["enabled"] is False  # put back as it was
         # Back to compose.yaml's one each: the extras go, the rest stays up.
         again = lab("--lab", NAME, "up", "--no-build", "--gateways", "1", "--clients", "1")
         assert again.returncode == 0, again.stderr[-3000:]
