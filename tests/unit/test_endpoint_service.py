@@ -225,3 +225,11 @@ def test_one_jre_validator_per_process_started_on_first_use(monkeypatch):
     first = service.shared_validator()
     assert service.shared_validator() is first
     assert made == [first]
+
+
+def test_reconnections_are_spread_between_half_and_all_of_the_backoff():
+    from safeqlab import endpoint
+    assert endpoint.retry_delay(8, rng=lambda: 0.0) == 4.0
+    assert endpoint.retry_delay(8, rng=lambda: 0.999) == pytest.approx(7.996)
+    delays = [endpoint.retry_delay(2) for _ in range(200)]
+    assert min(delays) >= 1.0 and max(delays) <= 2.0 and len(set(delays)) > 100  # not in lockstep

@@ -11,6 +11,7 @@ primary's certificate is pinned on first use.
 from __future__ import annotations
 
 import logging
+import random
 import socket
 import ssl
 import threading
@@ -37,6 +38,12 @@ except (ImportError, AttributeError):  # hosts without pyOpenSSL (unit tests); t
 
 BACKOFF = (1, 2, 4, 8, 10)
 PENDING_RETRY = 2
+
+
+def retry_delay(base: float, rng: Callable[[], float] = random.random) -> float:
+    """Between half and all of ``base`` seconds: after a primary restart, hundreds of endpoints spread
+    their reconnections instead of all arriving in the same instant."""
+    return base * (0.5 + 0.5 * rng())
 CONNECT_SECONDS = 5
 HANDSHAKE_SECONDS = 5.0
 
@@ -221,7 +228,7 @@ class Session:
                 self.fail("error", str(exc))
             except Refused as exc:
                 self.fail("refused", str(exc))
-                delay = PENDING_RETRY  # waiting for an administrator: ask again soon
+                delay = retry_delay(PENDING_RETRY)  # waiting for an administrator: ask again soon
             except NotTrusted as exc:
                 self.fail("disconnected", str(exc))
             except (OSError, proto.ProtocolError) as exc:
@@ -230,7 +237,7 @@ class Session:
                 self.log.exception("Unexpected error talking to %s:%d", self.host, self.port)
                 self.fail("error", f"{exc.__class__.__name__}: {exc}")
             if delay is None:
-                delay = BACKOFF[min(attempt, len(BACKOFF) - 1)]
+                delay = retry_delay(BACKOFF[min(attempt, len(BACKOFF) - 1)])
                 attempt += 1
             self._just_registered = False  # one registration per attempt, not a tight loop
             self.stop.wait(delay)
