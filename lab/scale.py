@@ -62,11 +62,22 @@ def _service(extra: Extra, compose_file: Path) -> list[str]:
     return lines
 
 
-def render(items: list[Extra], compose_file: Path, why: str) -> str:
+def portal_hosts(topo_hosts: list[tuple[str, str]], items: list[Extra]) -> str:
+    """The portal's SAFEQ_PORTAL_HOSTS with the extras: its Lab page draws them before they connect.
+    ``topo_hosts``: (role, host) of compose.yaml's services, in its order."""
+    pairs = [f"{role}={host}" for role, host in topo_hosts]
+    pairs += [f"{extra.base}={extra.host}" for extra in items]
+    return " ".join(pairs)
+
+
+def render(items: list[Extra], compose_file: Path, why: str, portal: str | None = None) -> str:
+    """``portal``: the portal's host list (portal_hosts()), when the topology has a portal."""
     lines = [f"# Written by `{why}`: do not edit (the next `up` writes it again).",
              "# Each service is compose.yaml's gateway or client once more, as another host.", "services:"]
     for extra in items:
         lines += _service(extra, compose_file)
+    if portal:
+        lines += ["  portal:", "    environment:", f"      SAFEQ_PORTAL_HOSTS: {json.dumps(portal)}"]
     lines += ["volumes:"] + [f"  {json.dumps(extra.volume)}: {{}}" for extra in items]
     return "\n".join(lines) + "\n"
 
@@ -82,11 +93,11 @@ def issue_missing(pki_dir: Path, items: list[Extra]) -> list[str]:
     return issued
 
 
-def write(folder: Path, items: list[Extra], compose_file: Path, why: str) -> Path | None:
+def write(folder: Path, items: list[Extra], compose_file: Path, why: str, portal: str | None = None) -> Path | None:
     """The override file for ``items`` (None, and no file, without extras)."""
     path = folder / FILE
     if not items:
         path.unlink(missing_ok=True)
         return None
-    atomic_write(path, render(items, compose_file, why).encode())
+    atomic_write(path, render(items, compose_file, why, portal).encode())
     return path

@@ -135,6 +135,7 @@ class Plan:
 
 
 COUNT_VARS = {"gateway": "SAFEQ_LAB_GATEWAYS", "client": "SAFEQ_LAB_CLIENTS"}  # in the state: `up` keeps them
+DRAWN = ("primary", "ocsp", "gateway", "client")  # the roles the portal's Lab page draws
 
 
 def scaled(state: labstate.LabState, previous: labstate.LabState, counts: dict[str, int | None]) -> labstate.LabState:
@@ -150,7 +151,10 @@ def scaled(state: labstate.LabState, previous: labstate.LabState, counts: dict[s
     if issued:
         say(f"PKI: {len(issued)} more endpoint certificate(s) from the lab CA: {', '.join(issued)}")
     why = f"safeq-lab up --gateways {counts['gateway']} --clients {counts['client']}"
-    path = scale.write(labstate.folder(), items, project.root() / "compose.yaml", why)
+    drawn = None
+    if "portal" in topo.names:  # the Lab page draws compose.yaml's hosts: the extras join them
+        drawn = scale.portal_hosts([(s.role, s.host) for s in topo.services if s.role in DRAWN and s.host], items)
+    path = scale.write(labstate.folder(), items, project.root() / "compose.yaml", why, drawn)
     env = {k: v for k, v in state.env.items() if k not in (docker.SCALE_VAR, *COUNT_VARS.values())}
     if path:
         env.update({docker.SCALE_VAR: str(path), **{COUNT_VARS[b]: str(n) for b, n in counts.items()}})

@@ -41,7 +41,9 @@ def test_compose_reads_each_extra_as_its_own_host():
     folder = ROOT / "build" / "test-scale"
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        path = scale.write(folder, items, ROOT / "compose.yaml", "safeq-lab up --gateways 2 --clients 3")
+        drawn = scale.portal_hosts([("primary", "primary-host"), ("ocsp", "ocsp-host"), ("gateway", "gateway-host"),
+                                    ("client", "pcclient-host")], items)
+        path = scale.write(folder, items, ROOT / "compose.yaml", "safeq-lab up --gateways 2 --clients 3", drawn)
         env = dict(os.environ, SAFEQ_LAB_FILES="/srv/pki", SAFEQ_LAB_NAME="scaled", **{docker.SCALE_VAR: str(path)})
         config = topology._config(ROOT, env)
     finally:
@@ -61,6 +63,10 @@ def test_compose_reads_each_extra_as_its_own_host():
     assert volumes["/var/lib/safeq-gateway"] == "gateway-2-data" and volumes["/pki"] == "/srv/pki/hosts/gateway-host-2"
     assert "/opt/safeqlab/java.security" in volumes  # what the extra does not replace is compose.yaml's
     assert services["gateway-2"]["healthcheck"] == services["gateway"]["healthcheck"]
+    assert services["portal"]["environment"]["SAFEQ_PORTAL_HOSTS"] == (
+        "primary=primary-host ocsp=ocsp-host gateway=gateway-host client=pcclient-host gateway=gateway-host-2 "
+        "client=pcclient-host-2 client=pcclient-host-3")
+    assert services["portal"]["environment"]["SAFEQ_PORTAL_OCSP"] == "ocsp-host:8080"  # the rest is compose.yaml's
 
 
 def test_each_extra_gets_its_own_certificate_once(tmp_path):
