@@ -3,8 +3,9 @@ certificates required: full mutual-TLS handshakes from a client in the primary's
 Docker port proxy in the path), handshakes/s and server CPU ms per handshake from each server
 container's cgroup. Reports, does not assert. Needs the default lab up (`safeq-lab up`).
 
-ECDSA only: the lab's PKI is ECDSA P-256 (an RSA run needs an RSA lab PKI). nginx runs one worker,
-one server core, as the primary's Python process uses about one.
+ECDSA on the default lab's PKI (P-256), then RSA on a lab of its own (`--lab bench-rsa`, its PKI made with
+`pki init --key-type rsa-2048`), removed afterwards. nginx runs one worker, one server core, as the
+primary's Python process uses about one.
 """
 from __future__ import annotations
 
@@ -81,12 +82,43 @@ def measure(netns: str, boxes: dict[str, str], folder: Path) -> list[dict]:
     return rows
 
 
+RSA_LAB, RSA_KEYS = "bench-rsa", "rsa-2048"
+
+
+def lab(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lab.cli", "--lab", RSA_LAB, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def rsa_rows() -> list[dict]:
+    """The same against a lab whose PKI has RSA keys throughout; the lab is removed afterwards."""
+    try:
+        for step in (("pki", "init", "--key-type", RSA_KEYS, "--force"), ("up", "--no-build")):
+            proc = lab(*step)
+            if proc.returncode != 0:
+                raise SystemExit(f"`--lab {RSA_LAB} {' '.join(step)}` failed: {proc.stderr[-1000:]}")
+        os.environ[labstate.NAME_VAR] = RSA_LAB  # the lab this process now asks about
+        try:
+            return [dict(r, keys="RSA 2048") for r in lab_rows()]
+        finally:
+            del os.environ[labstate.NAME_VAR]
+    finally:
+        lab("clean", "--pki")
+
+
 def main() -> int:
-    primary = engine.running("primary")
     if docker("image", "inspect", NGINX).returncode != 0:
         built = docker("build", "-q", "-t", NGINX, str(ROOT / "bench" / "nginx"), timeout=900)
         if built.returncode != 0:
             raise SystemExit(f"cannot build {NGINX}: {built.stderr[-1000:]}")
+    rows = [dict(r, keys="ECDSA P-256") for r in lab_rows()] + rsa_rows()
+    report(rows)
+    return 0 if not any(r["failed"] for r in rows) else 1
+
+
+def lab_rows() -> list[dict]:
+    """The running lab's primary and nginx with its certificates, in the primary's network namespace."""
+    primary = engine.running("primary")
     with tempfile.TemporaryDirectory(prefix="bench-tls-") as tmp:  # 0700: keys stay owner-only
         folder = Path(tmp)
         certificates(folder)
@@ -99,31 +131,34 @@ def main() -> int:
             rows = measure(primary.id, {"primary": primary.id, "nginx": nginx}, folder)
         finally:
             docker("rm", "-f", nginx)
-    report(rows)
-    return 0 if not any(r["failed"] for r in rows) else 1
+    return rows
 
 
 def report(rows: list[dict]) -> None:
-    by = {(r["server"], r["version"]): r for r in rows}
+    by = {(r["keys"], r["server"], r["version"]): r for r in rows}
     lines = [
         "# The primary's handshakes against nginx's",
         "",
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
         f"{os.cpu_count()} cores. `bench/bench_tls.py`: {COUNT} full mutual-TLS handshakes in a row per line "
-        "(no session reuse, ECDSA P-256, a gateway's certificate), from a client container in the primary's "
+        "(no session reuse, a gateway's certificate), from a client container in the primary's "
         "network namespace, against the running primary (trusted-ca policy: the JRE judges each chain) and "
         "nginx (one worker) with the same certificates and client certificates required. Server CPU from "
-        "each container's cgroup. Reported, not asserted.",
+        "each container's cgroup. ECDSA: the default lab's PKI; RSA: a lab of its own whose PKI has RSA 2048 "
+        "keys throughout. Reported, not asserted.",
         "",
-        "| server | TLS | handshakes/s | server CPU ms per handshake | failed |",
-        "| --- | --- | ---: | ---: | ---: |",
+        "| keys | server | TLS | handshakes/s | server CPU ms per handshake | failed |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
     ]
     for r in rows:
-        lines.append(f"| {r['server']} | {r['version']} | {r['per_s']:.0f} | {r['cpu_ms']:.2f} | {r['failed']} |")
-    lines += ["", "| TLS | the primary per server core, as a share of nginx's (target >= 0.85) |", "| --- | ---: |"]
-    for version in VERSIONS:
-        ratio = by[("nginx", version)]["cpu_ms"] / by[("primary", version)]["cpu_ms"]
-        lines.append(f"| {version} | {ratio:.2f} |")
+        lines.append(f"| {r['keys']} | {r['server']} | {r['version']} | {r['per_s']:.0f} | {r['cpu_ms']:.2f} | "
+                     f"{r['failed']} |")
+    lines += ["", "| keys | TLS | the primary per server core, as a share of nginx's (target >= 0.85) |",
+              "| --- | --- | ---: |"]
+    for keys in dict.fromkeys(r["keys"] for r in rows):
+        for version in VERSIONS:
+            ratio = by[(keys, "nginx", version)]["cpu_ms"] / by[(keys, "primary", version)]["cpu_ms"]
+            lines.append(f"| {keys} | {version} | {ratio:.2f} |")
     publish("tls", "\n".join(lines) + "\n")
 
 
