@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from safeq_portal.primary import UnixHTTPConnection  # the portal's own way to the socket
 from safeq_primary import api, paths
 from safeq_primary.registry import RefusedLog, Registry
 
@@ -191,17 +192,6 @@ def test_a_silent_client_is_dropped_by_the_socket_timeout(admin):
     assert time.monotonic() - start < 2
 
 
-class UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path):
-        super().__init__("localhost", timeout=5)
-        self.path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(5)
-        self.sock.connect(self.path)
-
-
 def test_the_portal_socket_serves_the_same_api_to_the_service_account_only(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "SETTINGS", tmp_path / "settings.json")
     monkeypatch.setattr(paths, "STATUS", tmp_path / "status.json")
@@ -211,13 +201,13 @@ def test_the_portal_socket_serves_the_same_api_to_the_service_account_only(tmp_p
     api.start_api(FakeServer(), stop, port=0, socket_path=str(sock))
     try:
         assert oct(sock.stat().st_mode & 0o777) == "0o600"
-        conn = UnixConnection(str(sock))
+        conn = UnixHTTPConnection(str(sock), timeout=5)
         conn.request("GET", "/api/v1/server")
         resp = conn.getresponse()
         assert resp.status == 503 and "starting" in json.loads(resp.read())["error"]
         (tmp_path / "status.json").write_text(json.dumps({"state": "serving", "serving": {"subject": "CN=primary-host"},
                                                           "jre": {"version": "21"}}))
-        conn = UnixConnection(str(sock))
+        conn = UnixHTTPConnection(str(sock), timeout=5)
         conn.request("GET", "/api/v1/server")
         body = json.loads(conn.getresponse().read())
         assert body["state"] == "serving" and body["serving"]["subject"] == "CN=primary-host" and "jre" not in body
