@@ -15,6 +15,7 @@ import pki
 from certkit.fsio import atomic_write
 
 from .errors import LabError
+from .topology import Service
 
 FILE = "compose.scale.yaml"
 BASES = ("gateway", "client")  # compose.yaml's services that may run more than once
@@ -26,24 +27,23 @@ class Extra:
     service: str   # gateway-2
     base: str      # gateway: the compose.yaml service it extends
     host: str      # gateway-host-2: its host name and PKI folder hosts/<host>/
-
-    @property
-    def volume(self) -> str:
-        return f"{self.service}-data"
+    volumes: tuple[tuple[str, str], ...] = ()  # its own named volumes, in place of the base's: (volume, target)
 
 
-def extras(hosts: dict[str, str], counts: dict[str, int]) -> list[Extra]:
-    """The endpoints beyond compose.yaml's first of each kind; ``hosts``: base service -> its host name."""
+def extras(bases: dict[str, Service], counts: dict[str, int]) -> list[Extra]:
+    """The endpoints beyond compose.yaml's first of each kind; ``bases``: base service name -> its Service."""
     out = []
     for base in BASES:
         count = counts.get(base, 1)
         if not 1 <= count <= MAX:
             raise LabError(f"--{base}s {count}: give 1 to {MAX} (1 is compose.yaml's own {base})")
-        out += [Extra(f"{base}-{i}", base, f"{hosts[base]}-{i}") for i in range(2, count + 1)]
+        svc = bases[base]
+        for i in range(2, count + 1):
+            name = f"{base}-{i}"
+            own = tuple((volume.replace(base, name, 1) if volume.startswith(base) else f"{name}-{volume}", target)
+                        for volume, target in svc.volumes)
+            out.append(Extra(name, base, f"{svc.host}-{i}", own))
     return out
-
-
-DATA = {"gateway": "/var/lib/safeq-gateway", "client": "/var/lib/safeqclient"}  # compose.yaml's volumes
 
 
 def _service(extra: Extra, compose_file: Path) -> list[str]:
@@ -55,8 +55,8 @@ def _service(extra: Extra, compose_file: Path) -> list[str]:
              "    networks: !override",
              f"      lab: {{aliases: [{q(extra.host)}]}}",
              "    volumes:  # replace the base's /pki and data volume (by target); the rest is kept",
-             f"      - {q('${SAFEQ_LAB_FILES:-./build/pki}/hosts/' + extra.host + ':/pki:ro')}",
-             f"      - {q(extra.volume + ':' + DATA[extra.base])}"]
+             f"      - {q('${SAFEQ_LAB_FILES:-./build/pki}/hosts/' + extra.host + ':/pki:ro')}"]
+    lines += [f"      - {q(volume + ':' + target)}" for volume, target in extra.volumes]
     if extra.base == "client":  # its own certificate: the one whose subject names this host
         lines += ["    environment:", f"      SAFEQ_CERTIFICATE_SUBJECT: {q(extra.host)}"]
     return lines
@@ -78,7 +78,8 @@ def render(items: list[Extra], compose_file: Path, why: str, portal: str | None 
         lines += _service(extra, compose_file)
     if portal:
         lines += ["  portal:", "    environment:", f"      SAFEQ_PORTAL_HOSTS: {json.dumps(portal)}"]
-    lines += ["volumes:"] + [f"  {json.dumps(extra.volume)}: {{}}" for extra in items]
+    named = [volume for extra in items for volume, _ in extra.volumes]
+    lines += (["volumes:"] + [f"  {json.dumps(volume)}: {{}}" for volume in named]) if named else []
     return "\n".join(lines) + "\n"
 
 

@@ -35,6 +35,7 @@ class Service:
     exposed: tuple[str, ...]       # `expose:` ports, reachable on the lab network only
     pki_mount: str | None          # the bind source relative to the PKI dir, e.g. hosts/primary-host
     image: str | None = None       # e.g. safeq-lab/gateway:latest: what the service runs
+    volumes: tuple[tuple[str, str], ...] = ()  # named volumes: (volume, target), e.g. ("gateway-data", "/var/lib/...")
 
     @property
     def role(self) -> str:
@@ -113,7 +114,9 @@ def _service(project_name: str, name: str, cfg: dict, pki_dir: Path) -> Service:
     return Service(name=name, container=cfg.get("container_name") or f"{project_name}-{name}-1",
                    hostname=cfg.get("hostname"), aliases=tuple(dict.fromkeys(aliases)), ports=ports,
                    exposed=tuple(str(e) for e in cfg.get("expose") or []),
-                   pki_mount=_pki_mount(cfg.get("volumes"), pki_dir), image=cfg.get("image"))
+                   pki_mount=_pki_mount(cfg.get("volumes"), pki_dir), image=cfg.get("image"),
+                   volumes=tuple((v["source"], v["target"]) for v in cfg.get("volumes") or []
+                                 if v.get("type") == "volume" and v.get("source")))
 
 
 def _place(name: str, listed: list[str]) -> tuple:

@@ -146,7 +146,7 @@ def scaled(state: labstate.LabState, previous: labstate.LabState, counts: dict[s
     if set(counts.values()) == {1} and docker.SCALE_VAR not in previous.env:
         return state
     topo = topology.load()
-    items = scale.extras({b: topo.service(b).host for b in scale.BASES}, counts)
+    items = scale.extras({b: topo.service(b) for b in scale.BASES}, counts)
     issued = scale.issue_missing(state.files, items)
     if issued:
         say(f"PKI: {len(issued)} more endpoint certificate(s) from the lab CA: {', '.join(issued)}")

@@ -15,29 +15,35 @@ from lab.errors import LabError
 from tests.support.fixtures_openssl import openssl
 
 ROOT = Path(__file__).resolve().parents[2]
-HOSTS = {"gateway": "gateway-host", "client": "pcclient-host"}
+# compose.yaml's two services as topology reads them (their named volumes included)
+BASES = {"gateway": topology.Service("gateway", "safeq-lab-gateway-1", "gateway-host", ("gateway-host",), (), (),
+                                     "hosts/gateway-host", "safeq-lab/gateway:latest",
+                                     (("gateway-data", "/var/lib/safeq-gateway"),)),
+         "client": topology.Service("client", "safeq-lab-client-1", "pcclient-host", ("pcclient-host",), (), (),
+                                    "hosts/pcclient-host", "safeq-lab/client:latest",
+                                    (("client-data", "/var/lib/safeqclient"),))}
 
 
 def test_extras_are_named_after_the_base_host():
-    items = scale.extras(HOSTS, {"gateway": 3, "client": 2})
-    assert [(e.service, e.base, e.host, e.volume) for e in items] == [
-        ("gateway-2", "gateway", "gateway-host-2", "gateway-2-data"),
-        ("gateway-3", "gateway", "gateway-host-3", "gateway-3-data"),
-        ("client-2", "client", "pcclient-host-2", "client-2-data")]
-    assert scale.extras(HOSTS, {}) == []
+    items = scale.extras(BASES, {"gateway": 3, "client": 2})
+    assert [(e.service, e.base, e.host, e.volumes) for e in items] == [
+        ("gateway-2", "gateway", "gateway-host-2", (("gateway-2-data", "/var/lib/safeq-gateway"),)),
+        ("gateway-3", "gateway", "gateway-host-3", (("gateway-3-data", "/var/lib/safeq-gateway"),)),
+        ("client-2", "client", "pcclient-host-2", (("client-2-data", "/var/lib/safeqclient"),))]
+    assert scale.extras(BASES, {}) == []
 
 
 @pytest.mark.parametrize("count", [0, scale.MAX + 1])
 def test_a_count_out_of_bounds_is_one_error(count):
     with pytest.raises(LabError, match=rf"--clients {count}: give 1 to {scale.MAX}"):
-        scale.extras(HOSTS, {"client": count})
+        scale.extras(BASES, {"client": count})
 
 
 def test_compose_reads_each_extra_as_its_own_host():
     if shutil.which("docker") is None or subprocess.run(["docker", "compose", "version"], capture_output=True,
                                                         timeout=20).returncode != 0:
         pytest.skip("docker compose is not installed")
-    items = scale.extras(HOSTS, {"gateway": 2, "client": 3})
+    items = scale.extras(BASES, {"gateway": 2, "client": 3})
     folder = ROOT / "build" / "test-scale"
     folder.mkdir(parents=True, exist_ok=True)
     try:
@@ -71,7 +77,7 @@ def test_compose_reads_each_extra_as_its_own_host():
 
 def test_each_extra_gets_its_own_certificate_once(tmp_path):
     pki.init_pki(tmp_path / "pki")
-    items = scale.extras(HOSTS, {"gateway": 2, "client": 2})
+    items = scale.extras(BASES, {"gateway": 2, "client": 2})
     assert scale.issue_missing(tmp_path / "pki", items) == ["gateway-host-2", "pcclient-host-2"]
     assert scale.issue_missing(tmp_path / "pki", items) == []  # kept: no certificate replaced
     hosts = tmp_path / "pki" / "hosts"
@@ -82,7 +88,7 @@ def test_each_extra_gets_its_own_certificate_once(tmp_path):
 
 
 def test_back_to_one_each_removes_the_file(tmp_path):
-    items = scale.extras(HOSTS, {"gateway": 2})
+    items = scale.extras(BASES, {"gateway": 2})
     path = scale.write(tmp_path, items, ROOT / "compose.yaml", "up")
     assert path.is_file() and "gateway-2" in path.read_text()
     assert scale.write(tmp_path, [], ROOT / "compose.yaml", "up") is None and not path.exists()
@@ -107,7 +113,7 @@ def test_the_labs_spec_stays_compose_yaml_s_one_gateway_and_client(tmp_path):
     from lab import labstate, spec
     pki.init_pki(tmp_path / "pki")
     before = spec.lab_spec(tmp_path / "pki")
-    scale.issue_missing(tmp_path / "pki", scale.extras(HOSTS, {"gateway": 3, "client": 2}))
+    scale.issue_missing(tmp_path / "pki", scale.extras(BASES, {"gateway": 3, "client": 2}))
     after = spec.lab_spec(tmp_path / "pki")
     assert [g.host for g in after.gateways] == ["gateway-host"] and [c.host for c in after.clients] == ["pcclient-host"]
     assert labstate.host_env(after) == labstate.host_env(before)  # the extras are not compose.yaml's hosts

@@ -115,7 +115,7 @@ def test_primary_service_in_full(topo):
     assert topo.service("primary") == topology.Service(
         name="primary", container="safeq-lab-primary-1", hostname="primary-host", aliases=("primary-host",),
         ports=(topology.Port("127.0.0.1", "2560", 2560, "tcp"),), exposed=(), pki_mount="hosts/primary-host",
-        image="safeq-lab/primary:latest")
+        image="safeq-lab/primary:latest", volumes=(("primary-data", "/var/lib/safeqcloud"),))
     assert topo.service("primary").role == "primary"
     assert topo.service("primary").port == "2560"
 
