@@ -43,6 +43,12 @@ def endpoints(topo: topology.Topology) -> dict[str, tuple[str, str]]:
     return {s.host: (s.name, s.role) for s in topo.services if s.role in UNITS and s.host}
 
 
+def restart_endpoint(by_host: dict[str, tuple[str, str]], host: str) -> None:
+    """Restart one endpoint's service (it reads its key and certificate again), as its admin would."""
+    service, role = by_host[host]
+    engine.exec_sh(service, f"systemctl restart {UNITS[role]}")
+
+
 def _number(host: str) -> int:
     tail = host.rpartition("-")[2]
     return int(tail) if tail.isdigit() else 1
@@ -102,8 +108,7 @@ def revoke(count: int, reason: str = "keyCompromise") -> Report:
         wait_for(report, f"{count} revoked at the CA, OCSP checks on: exactly those refused", hosts, set(chosen))
         for host in chosen:  # the way back: a new certificate and key, then the endpoint's restart
             pki.reissue(pki_dir, host)
-            service, role = by_host[host]
-            engine.exec_sh(service, f"systemctl restart {UNITS[role]}")
+            restart_endpoint(by_host, host)
         wait_for(report, "each revoked endpoint reissued and restarted: all back", hosts, set())
     finally:
         admin.lab_call("PUT", "/api/v1/account/ocsp", before)
