@@ -62,25 +62,26 @@ def pick(roles: dict[str, str], count: int) -> list[str]:
     return sorted(roles, key=lambda h: (roles[h] != "client", -_number(h), h))[:count]
 
 
-def observe(records: list[dict], hosts: list[str], refused: set[str]) -> tuple[dict[str, str], list[str]]:
-    """Each host as the primary records it now, and what is not as expected: ``refused`` hosts refused as
-    revoked, every other one accepted and connected."""
+def observe(records: list[dict], hosts: list[str], dropped: dict[str, tuple[str, str]]) -> tuple[dict[str, str], list[str]]:
+    """Each host as the primary records it now, and what is not as expected: each ``dropped`` host with
+    its (decision, words of the reason), every other one accepted and connected."""
     seen, wrong = {}, []
     for host in hosts:
         rec = current_record(records, host) or {}
         seen[host] = f"{rec.get('decision') or 'never seen'}, {rec.get('state') or '-'}"
-        if host in refused:
-            if rec.get("decision") != "refused" or REVOKED not in (rec.get("reason") or ""):
-                wrong.append(f"{host}: expected refused ({REVOKED}), the primary says {seen[host]}: {rec.get('reason')}")
+        if host in dropped:
+            decision, words = dropped[host]
+            if rec.get("decision") != decision or words not in (rec.get("reason") or ""):
+                wrong.append(f"{host}: expected {decision} ({words}), the primary says {seen[host]}: {rec.get('reason')}")
         elif seen[host] != "accepted, connected":
             wrong.append(f"{host}: expected accepted and connected, the primary says {seen[host]}: {rec.get('reason')}")
     return seen, wrong
 
 
-def wait_for(report: Report, what: str, hosts: list[str], refused: set[str]) -> None:
+def wait_for(report: Report, what: str, hosts: list[str], dropped: dict[str, tuple[str, str]]) -> None:
     began = time.monotonic()
     while True:
-        seen, wrong = observe(admin.lab_call("GET", "/api/v1/endpoints"), hosts, refused)
+        seen, wrong = observe(admin.lab_call("GET", "/api/v1/endpoints"), hosts, dropped)
         if not wrong or time.monotonic() - began > WAIT:
             report.step(what, seen, wrong, time.monotonic() - began)
             return
@@ -98,18 +99,19 @@ def revoke(count: int, reason: str = "keyCompromise") -> Report:
                        "run it on a lab started without --spec")
     report = Report("revoke", chosen)
     before = admin.lab_call("GET", "/api/v1/account")["ocsp"]
-    wait_for(report, "before: every endpoint accepted and connected", hosts, set())
+    wait_for(report, "before: every endpoint accepted and connected", hosts, {})
     if not report.ok:
         return report
     admin.lab_call("PUT", "/api/v1/account/ocsp", {"enabled": True, "on_failure": "fail-closed"})
     try:
         for host in chosen:
             pki.revoke(pki_dir, host, reason)
-        wait_for(report, f"{count} revoked at the CA, OCSP checks on: exactly those refused", hosts, set(chosen))
+        wait_for(report, f"{count} revoked at the CA, OCSP checks on: exactly those refused", hosts,
+                 {h: ("refused", REVOKED) for h in chosen})
         for host in chosen:  # the way back: a new certificate and key, then the endpoint's restart
             pki.reissue(pki_dir, host)
             restart_endpoint(by_host, host)
-        wait_for(report, "each revoked endpoint reissued and restarted: all back", hosts, set())
+        wait_for(report, "each revoked endpoint reissued and restarted: all back", hosts, {})
     finally:
         admin.lab_call("PUT", "/api/v1/account/ocsp", before)
     return report

@@ -28,14 +28,14 @@ def record(name, decision="accepted", state="connected", reason="chain verified"
 def test_exactly_the_revoked_refused_and_every_other_connected():
     revoked = "OCSP: Certificate has been revoked, reason: KEY_COMPROMISE"
     records = [record("a"), record("b", "refused", "disconnected", revoked), record("c")]
-    seen, wrong = drills.observe(records, ["a", "b", "c"], {"b"})
+    seen, wrong = drills.observe(records, ["a", "b", "c"], {"b": ("refused", drills.REVOKED)})
     assert wrong == [] and seen == {"a": "accepted, connected", "b": "refused, disconnected", "c": "accepted, connected"}
     # One more refused than revoked, one revoked still in: both are reported, in the product's words.
     records[2] = record("c", "refused", "disconnected", "PKIX path building failed")
-    _, wrong = drills.observe(records + [record("b", seen="2026-01-03T00:00:00+00:00")], ["a", "b", "c"], {"b"})
+    _, wrong = drills.observe(records + [record("b", seen="2026-01-03T00:00:00+00:00")], ["a", "b", "c"], {"b": ("refused", drills.REVOKED)})
     assert wrong == [f"b: expected refused ({drills.REVOKED}), the primary says accepted, connected: chain verified",
                      "c: expected accepted and connected, the primary says refused, disconnected: PKIX path building failed"]
-    _, wrong = drills.observe([], ["a"], set())
+    _, wrong = drills.observe([], ["a"], {})
     assert wrong == ["a: expected accepted and connected, the primary says never seen, -: None"]
 
 
