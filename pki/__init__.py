@@ -10,5 +10,7 @@ from __future__ import annotations
 
 from .builder import LabPKI, exists, init_pki, issue, load_manifest, reissue, revoke
 from .errors import PKIError
+from .rotation import add_ca, retire, set_issuing
 
-__all__ = ["LabPKI", "PKIError", "exists", "init_pki", "issue", "load_manifest", "reissue", "revoke"]
+__all__ = ["LabPKI", "PKIError", "add_ca", "exists", "init_pki", "issue", "load_manifest", "reissue", "retire",
+           "revoke", "set_issuing"]

@@ -185,6 +185,7 @@ class LabPKI:
             ent["history"].append(
                 {
                     "serial": ent["serial"],
+                    "issuer": ent["issuer"],  # a rotation reissues under another CA
                     "cert_pem": ent["cert_pem"],
                     "not_before": manifest.iso(old_cert.not_valid_before_utc),
                     "not_after": manifest.iso(old_cert.not_valid_after_utc),
@@ -205,6 +206,7 @@ class LabPKI:
         """Make key and certificate; return the DB record and a writer for its files."""
         settings = db.settings
         kt = key_type(settings.key_type)
+        cas = integrity.chain(db, cas, db.issuing)  # root ... the CA that issues entities now
         issuer = cas[-1]
         key = kt.generate()
         cert = issuer.issue_entity(

@@ -14,7 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from . import builder, defects
+from . import builder, defects, rotation
 from .database import REASONS
 from .errors import PKIError
 from .keys import DEFAULT_KEY_TYPE, KEY_TYPES
@@ -158,6 +158,43 @@ def defect_cmd(host: str, kind: str, directory: Path) -> None:
     click.echo(f"undo: `safeq-lab pki reissue {name}{where}` gives {name} good files again")
 
 
+@pki_group.group("ca")
+def ca_group() -> None:
+    """A CA rotation: add a CA beside the old one, make it the issuing CA, retire the old one."""
+
+
+@ca_group.command("add")
+@click.argument("name")
+@click.option("--under", metavar="CA", help="The CA that signs it (default: the root above the issuing CA).")
+@dir_option
+@reports_errors
+def ca_add_cmd(name: str, under: str | None, directory: Path) -> None:
+    """Issue a new intermediate CA NAME (with its OCSP signer; the responder must restart to answer for it)."""
+    manifest = rotation.add_ca(directory, name, under)
+    click.echo(f"added CA {name} under {under or manifest['cas'][0]['name']}; the issuing CA is still "
+               f"{manifest['issuing']} (`safeq-lab pki ca issuing {name}` switches)")
+
+
+@ca_group.command("issuing")
+@click.argument("name")
+@dir_option
+@reports_errors
+def ca_issuing_cmd(name: str, directory: Path) -> None:
+    """Make CA NAME sign new and reissued certificates (`pki reissue HOST` moves a host to it)."""
+    rotation.set_issuing(directory, name)
+    click.echo(f"CA {name} now issues new and reissued certificates")
+
+
+@ca_group.command("retire")
+@click.argument("name")
+@dir_option
+@reports_errors
+def ca_retire_cmd(name: str, directory: Path) -> None:
+    """CA NAME is no longer among the primary's Trusted CA files (what it issued still gets OCSP answers)."""
+    rotation.retire(directory, name)
+    click.echo(f"CA {name} retired: the doc's Trusted CA import no longer takes it")
+
+
 @pki_group.command("show")
 @dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON (same as manifest.json).")
@@ -177,8 +214,10 @@ def show_cmd(directory: Path, as_json: bool) -> None:
     cas.add_column("name", no_wrap=True)
     cas.add_column("not after", no_wrap=True)
     cas.add_column("serial", overflow="fold")
+    cas.add_column("use", no_wrap=True)
     for ca in manifest["cas"]:
-        cas.add_row(ca["name"], ca["not_after"][:10], ca["serial"])
+        use = "issues entities" if ca["name"] == manifest["issuing"] else "retired" if ca["name"] in manifest["retired"] else ""
+        cas.add_row(ca["name"], ca["not_after"][:10], ca["serial"], use)
     console.print(cas)
     ents = Table(title="Hosts", title_justify="left")
     ents.add_column("name", no_wrap=True)

@@ -5,13 +5,17 @@ Layout (``version`` 1)::
     {
       "format": "safeq-pki-lab/ca-db", "version": 1,
       "settings": {...},                      # see pki.settings.Settings
-      "cas": [                                # root first, lowest intermediate last
-        {"name", "issuer": <CA name>|null, "serial": hex, "cert_pem", "key_file": "ca/<name>.key.pem"}
+      "cas": [                                # init's chain root first, lowest intermediate last; CAs added
+        {"name", "issuer": <CA name>|null,    # later (`pki ca add`) follow, each after its issuer
+         "serial": hex, "cert_pem", "key_file": "ca/<name>.key.pem"}
       ],
+      "issuing": <CA name>,                   # optional: the CA that signs entities (default: init's lowest)
+      "retired": [<CA name>, ...],            # optional: CAs no longer among the Trusted CA files
       "entities": [
         {"name", "role", "sans": [...], "password", "key_type", "issuer": <CA name>,
          "serial": hex, "cert_pem", "key_file",
-         "history": [{"serial", "cert_pem", "not_before", "not_after", "superseded_at"}]}
+         "history": [{"serial", "issuer" (absent: the entity's), "cert_pem", "not_before", "not_after",
+                      "superseded_at"}]}
       ],
       "revocations": {<issuer CA name>: {<serial hex>: {"time", "reason", "subject"}}},
       "signers": [                            # one delegated OCSP signer per CA, root first
@@ -134,10 +138,18 @@ class CADatabase:
             raise corrupt(f"unsupported format {data['format']!r} version {data['version']!r}")
         for i, ca in enumerate(data["cas"]):
             _check_keys(ca, _CA_KEYS, f"cas[{i}]", corrupt)
+        known = {ca["name"] for ca in data["cas"]}
+        if data.get("issuing", "") not in known | {""}:
+            raise corrupt(f"issuing names no CA of the database: {data.get('issuing')!r}")
+        retired = data.get("retired", [])
+        if not isinstance(retired, list) or not set(retired) <= known:
+            raise corrupt("retired is not a list of the database's CA names")
         for i, ent in enumerate(data["entities"]):
             _check_keys(ent, _ENTITY_KEYS, f"entities[{i}]", corrupt)
             for j, old in enumerate(ent["history"]):
                 _check_keys(old, _HISTORY_KEYS, f"entities[{i}].history[{j}]", corrupt)
+                if not isinstance(old.get("issuer", ""), str):
+                    raise corrupt(f"entities[{i}].history[{j}].issuer has the wrong type")
         signers = data.get("signers", [])
         if not isinstance(signers, list):
             raise corrupt("signers is not a list")
@@ -185,6 +197,27 @@ class CADatabase:
         """Empty for a PKI made before OCSP signers existed."""
         return self.data.get("signers", [])
 
+    @property
+    def issuing(self) -> str:
+        """The CA that signs new and reissued entity certificates."""
+        return self.data.get("issuing") or self.settings.ca_names[-1]
+
+    @property
+    def retired(self) -> list[str]:
+        return self.data.get("retired", [])
+
+    def ca_record(self, name: str) -> dict[str, Any] | None:
+        return next((c for c in self.cas if c["name"] == name), None)
+
+    def chain_names(self, name: str) -> list[str]:
+        """CA ``name`` and those above it, root first."""
+        out: list[str] = []
+        rec = self.ca_record(name)
+        while rec is not None and rec["name"] not in out:
+            out.insert(0, rec["name"])
+            rec = self.ca_record(rec["issuer"]) if rec["issuer"] else None
+        return out
+
     def entity(self, name: str) -> dict[str, Any] | None:
         return next((e for e in self.entities if e["name"] == name), None)
 
@@ -213,7 +246,7 @@ class CADatabase:
         for ent in self.entities:
             if ent["issuer"] == issuer:
                 issued.append(ent["serial"])
-                issued += [h["serial"] for h in ent["history"]]
+            issued += [h["serial"] for h in ent["history"] if h.get("issuer", ent["issuer"]) == issuer]
         return issued
 
     # -- mutations -----------------------------------------------------------

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from . import export, names, profiles
+from . import export, integrity, names, profiles
 from .authority import BACKDATE, CertificateAuthority, subject
 from .builder import LabPKI, _now, _primary_host
 from .errors import PKIError
@@ -58,7 +58,7 @@ def apply(directory: Path | str, host: str, defect: str) -> list[Path]:
                 f"defect {defect!r} is for gateways (the hosts with the truststore {export.TRUSTSTORE_NAME}); "
                 f"{name} is a {role}"
             )
-        chain = cas[: [ca.name for ca in cas].index(ent["issuer"]) + 1]  # root ... the host's issuer
+        chain = integrity.chain(db, cas, ent["issuer"])  # root ... the host's issuer
         if defect == "leaf-only" and len(chain) == 1:
             raise PKIError(
                 "defect 'leaf-only' leaves out the intermediate CAs, and this PKI has none "

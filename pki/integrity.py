@@ -2,9 +2,10 @@
 
 On top of the database's own SHA-256 (see :mod:`pki.database`):
 
-* the CAs form a chain in settings order: the root is self-signed, each
-  intermediate verifies under the CA before it; each CA key file exists and
-  holds the private key of its certificate;
+* init's CAs form a chain in settings order: the root is self-signed, each
+  intermediate verifies under the CA before it; a CA added since verifies
+  under the CA it names (or is a root); each CA key file exists and holds the
+  private key of its certificate;
 * every entity certificate (current and past) verifies under its recorded
   issuer and carries its recorded serial;
 * the exported certificates ``cas/<CA>.{cer,der,crt}`` and
@@ -59,16 +60,17 @@ def parse_cert(text: str, what: str) -> x509.Certificate:
 
 
 def check_cas(db: CADatabase, root: Path) -> list[CertificateAuthority]:
-    """Return the CAs, root first, with their keys loaded."""
+    """Return the CAs in database order (init's chain root first, then the CAs added since), keys loaded."""
     expected = db.settings.ca_names
     names = [c["name"] for c in db.cas]
-    if names != expected:
-        raise tampered(f"the database lists CAs {names}, its settings say {expected}")
-    out: list[CertificateAuthority] = []
-    for rec in db.cas:
+    if names[: len(expected)] != expected:
+        raise tampered(f"the database lists CAs {names}, its settings say {expected} first")
+    out: dict[str, CertificateAuthority] = {}
+    for i, rec in enumerate(db.cas):
         cert = parse_cert(rec["cert_pem"], f"the certificate of CA {rec['name']}")
-        parent = out[-1] if out else None
-        if rec["issuer"] != (parent.name if parent else None):
+        # init's chain: each CA under the one before; an added CA: under a CA listed before it, or a root.
+        parent = list(out.values())[-1] if out and i < len(expected) else out.get(rec["issuer"] or "")
+        if rec["name"] in out or rec["issuer"] != (parent.name if parent else None):
             raise tampered(f"CA {rec['name']} records the wrong issuer")
         if not issued_by(cert, parent.cert if parent else cert):
             raise tampered(f"the certificate of CA {rec['name']} does not verify under its issuer")
@@ -77,8 +79,14 @@ def check_cas(db: CADatabase, root: Path) -> list[CertificateAuthority]:
         key = _check_key(root / rec["key_file"], cert, f"CA {rec['name']}")
         for suffix, data in ((".cer", der(cert)), (".der", der(cert)), (".crt", pem(cert))):
             _same_file(root / "cas" / f"{rec['name']}{suffix}", data)
-        out.append(CertificateAuthority(rec["name"], cert, key))
-    return out
+        out[rec["name"]] = CertificateAuthority(rec["name"], cert, key)
+    return list(out.values())
+
+
+def chain(db: CADatabase, cas: list[CertificateAuthority], name: str) -> list[CertificateAuthority]:
+    """CA ``name`` and the CAs above it, root first: what an entity it issued carries."""
+    by_name = {ca.name: ca for ca in cas}
+    return [by_name[n] for n in db.chain_names(name)]
 
 
 def check_entities(db: CADatabase, root: Path, cas: list[CertificateAuthority], skip: str | None = None) -> None:
@@ -88,15 +96,16 @@ def check_entities(db: CADatabase, root: Path, cas: list[CertificateAuthority], 
         issuer = by_name.get(ent["issuer"])
         if issuer is None:
             raise tampered(f"entity {ent['name']} names an unknown issuer {ent['issuer']!r}")
-        for what, cert_pem, serial in [
-            ("certificate", ent["cert_pem"], ent["serial"]),
-            *(("previous certificate", h["cert_pem"], h["serial"]) for h in ent["history"]),
+        for what, cert_pem, serial, signer in [
+            ("certificate", ent["cert_pem"], ent["serial"], issuer),
+            *(("previous certificate", h["cert_pem"], h["serial"], by_name.get(h.get("issuer", ent["issuer"])))
+              for h in ent["history"]),
         ]:
             cert = parse_cert(cert_pem, f"the {what} of entity {ent['name']}")
             if serial_hex(cert.serial_number) != serial:
                 raise tampered(f"entity {ent['name']}: recorded serial {serial} does not match its {what}")
-            if not issued_by(cert, issuer.cert):
-                raise tampered(f"the {what} of entity {ent['name']} was not signed by {issuer.name}")
+            if signer is None or not issued_by(cert, signer.cert):
+                raise tampered(f"the {what} of entity {ent['name']} was not signed by {signer.name if signer else 'a CA of this PKI'}")
         if ent["name"] != skip:
             path = root / "entities" / ent["name"] / f"{ent['name']}.crt"
             hint = f"run `safeq-lab pki reissue {ent['name']}` to give it fresh files"

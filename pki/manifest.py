@@ -4,6 +4,7 @@ A contract read by other tools; the keys are fixed::
 
     {"dir", "key_type",
      "cas": [{"name", "subject", "der_path", "pem_path", "not_after", "serial"}],
+     "issuing": <CA name that signs entities>, "retired": [<CA name>, ...],
      "entities": [{"name", "role", "subject", "issuer", "serial", "not_before",
                    "not_after", "status": "good"|"revoked",
                    "revocation": null | {"time", "reason"},
@@ -79,6 +80,8 @@ def build(db: CADatabase, root: Path) -> dict[str, Any]:
         "dir": str(root),
         "key_type": settings.key_type,
         "cas": cas,
+        "issuing": db.issuing,
+        "retired": list(db.retired),
         "entities": entities,
         "truststores": [
             {

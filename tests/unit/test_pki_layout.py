@@ -90,7 +90,7 @@ def test_unattended_install_conf_is_valid_shell(pki_tools, default_pki):
     assert proc.stdout == b"gateway-pfx-password|primary-host:2560"
 
 
-MANIFEST_KEYS = {"dir", "key_type", "cas", "entities", "truststores", "ocsp"}
+MANIFEST_KEYS = {"dir", "key_type", "cas", "issuing", "retired", "entities", "truststores", "ocsp"}
 CA_KEYS = {"name", "subject", "der_path", "pem_path", "not_after", "serial"}
 ENTITY_KEYS = {
     "name", "role", "subject", "issuer", "serial", "not_before", "not_after", "status", "revocation",
@@ -103,6 +103,7 @@ def test_manifest_schema(default_pki):
     m = default_pki
     assert set(m) == MANIFEST_KEYS
     assert m["key_type"] == "ecdsa-p256"
+    assert m["issuing"] == "Acme-CA-Intermediate" and m["retired"] == []
     assert os.path.isabs(m["dir"])
     for ca in m["cas"]:
         assert set(ca) == CA_KEYS
