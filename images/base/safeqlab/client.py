@@ -17,7 +17,9 @@ import datetime
 import json
 import logging
 import os
+import socket
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -30,12 +32,45 @@ from . import service
 from .endpoint import Identity, SetupError
 
 HOME = Path("/ProgramData/safeqclientcore")  # mirrors C:\ProgramData\safeqclientcore
-LOG = HOME / "logs/safeqclientcore.log"
-STATE = HOME / "status.json"
+DATA = Path("/var/lib/safeqclient")          # the service's data: setup choices, built-in certificate
+INSTALLS = Path("/installs")                 # several installs in one container: one folder each
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-BUILTIN_DIR = "/var/lib/safeqclient/builtin"
-SETUP = "/var/lib/safeqclient/setup.json"  # `safeq-client setup`: the service setup's choices, kept
 WORKDIR = "/run/safeqclient"  # private: key files pass through it
+
+
+@dataclass(frozen=True)
+class Install:
+    """Where one client install keeps its files, as a separate install would: its ProgramData folder
+    (log, status), its service data (setup choices, built-in certificate), its certificate store."""
+    host: str | None    # its host name; None: the container's own install (compose.yaml's client)
+    home: Path
+    data: Path
+    store: Path | None  # None: SAFEQ_CERT_STORE
+
+    @property
+    def log(self) -> Path:
+        return self.home / "logs/safeqclientcore.log"
+
+    @property
+    def status(self) -> Path:
+        return self.home / "status.json"
+
+    @property
+    def setup(self) -> Path:
+        return self.data / "setup.json"  # `safeq-client setup`: the service setup's choices, kept
+
+
+OWN = Install(None, HOME, DATA, None)
+LOG, STATE, SETUP, BUILTIN_DIR = OWN.log, OWN.status, str(OWN.setup), str(DATA / "builtin")
+
+
+def install_of(host: str) -> Install:
+    """One of several installs in this container (SAFEQ_CLIENT_INSTALLS): the store is the PKI's
+    hosts/<host>/store, mounted read-only at /installs/<host>/store."""
+    if not host or "/" in host or host.startswith("."):
+        raise SetupError(f"'{host}' is not a host name")
+    return Install(host, INSTALLS / host / "ProgramData/safeqclientcore", DATA / "installs" / host,
+                   INSTALLS / host / "store")
 CERT_SUFFIXES = (".crt", ".cer", ".pem", ".der")
 LOCAL_STORAGE_OFF = ("local storage mode is off: the client does not talk to an on-premise primary "
                      "(not modelled here)")
@@ -150,9 +185,14 @@ class Client(service.Spec):
     state_path = STATE
     builtin_dir = BUILTIN_DIR
 
-    def __init__(self, subject: str | None = None, store: str | None = None):
+    def __init__(self, subject: str | None = None, store: str | None = None, install: Install = OWN):
         # test-connection --subject/--store; else the configured ones
         self.subject_override, self.store_override = subject, store
+        self.install = install
+        if install.host is not None:
+            self.logger = f"safeqclientcore.{install.host}"
+            self.log_file, self.state_path = install.log, install.status
+            self.builtin_dir = str(install.data / "builtin")
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--subject", help="certificate subject substring (default: the configured one)")
@@ -167,11 +207,14 @@ class Client(service.Spec):
     def subject(self) -> str:
         if self.subject_override is not None:
             return self.subject_override
-        chosen = fsio.read_json(SETUP) or {}
-        return chosen.get("subject", os.environ.get("SAFEQ_CERTIFICATE_SUBJECT", ""))
+        chosen = fsio.read_json(self.install.setup) or {}
+        return chosen.get("subject", self.install.host or os.environ.get("SAFEQ_CERTIFICATE_SUBJECT", ""))
 
     def store_dir(self) -> Path:
-        return Path(self.store_override or os.environ.get("SAFEQ_CERT_STORE", "/pki/store"))
+        return Path(self.store_override or self.install.store or os.environ.get("SAFEQ_CERT_STORE", "/pki/store"))
+
+    def host_name(self) -> str:
+        return self.install.host or socket.gethostname()
 
     def builtin(self) -> bool:
         # "Use pre-configured system certificate" off: the product's built-in certificates.
@@ -207,17 +250,49 @@ class Client(service.Spec):
         return f"{(data or {}).get('icon', 'yellow')}: {why}"
 
 
-def setup(argv: list[str]) -> int:
+def own_restart() -> int:
+    return subprocess.run(["systemctl", "restart", "safeq-client"], timeout=30).returncode
+
+
+def setup(argv: list[str], install: Install, restart) -> int:
     """The service setup again ("Use pre-configured system certificate": which subject), then a restart."""
     parser = argparse.ArgumentParser(prog="safeq-client setup")
     parser.add_argument("--subject", required=True, help="subject substring of the certificate to use")
     args = parser.parse_args(argv)
-    fsio.atomic_write(SETUP, json.dumps({"subject": args.subject}).encode() + b"\n", 0o644)
+    install.setup.parent.mkdir(parents=True, exist_ok=True)
+    fsio.atomic_write(install.setup, json.dumps({"subject": args.subject}).encode() + b"\n", 0o644)
     print(f"certificate subject set to '{args.subject}'; restarting safeq-client")
-    return subprocess.run(["systemctl", "restart", "safeq-client"], timeout=30).returncode
+    return restart()
+
+
+def which_install(argv: list[str], several: list[str]) -> tuple[str | None, list[str]]:
+    """``--install HOST`` taken out of the arguments: which install a command is about."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--install")
+    known, rest = parser.parse_known_args(argv)
+    host = known.install
+    if host is not None and host not in (several or [socket.gethostname()]):
+        raise SystemExit(f"safeq-client: no install {host} here (this container hosts "
+                         f"{', '.join(several or [socket.gethostname()])})")
+    return (host if several else None), rest
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["setup"]:
-        return setup(argv[1:])
-    return service.main(argv, Client())
+    from . import clientinstalls  # it builds on this module
+    several = clientinstalls.hosts()
+    host, argv = which_install(argv, several)
+    command = argv[:1]
+    if several and host is None and command in (["status"], ["health"]):
+        return clientinstalls.report(several, command[0], "--json" in argv)
+    if several and host is None and command != ["run"]:
+        raise SystemExit(f"safeq-client: this container hosts {len(several)} installs: "
+                         f"name one with --install HOST ({', '.join(several[:3])}, ...)")
+    if several and command == ["run"]:
+        return clientinstalls.run(several)
+    restart = (lambda: clientinstalls.request_restart(host)) if host else own_restart
+    if command == ["restart"]:
+        return restart()
+    install = install_of(host) if host else OWN
+    if command == ["setup"]:
+        return setup(argv[1:], install, restart)
+    return service.main(argv, Client(install=install))

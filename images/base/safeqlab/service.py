@@ -92,6 +92,10 @@ class Spec:
         """True: the product's built-in certificates; False: the trusted (corporate) ones."""
         return False
 
+    def host_name(self) -> str:
+        """The host name a built-in certificate is made for (an install of several in one container: its own)."""
+        return socket.gethostname()
+
     def preflight(self) -> None:
         """Checks the service makes before anything else (not the connection test); raises SetupError."""
 
@@ -126,7 +130,7 @@ def session(spec: Spec, host: str, port: int, state: StateFile | None, log: logg
             stop: threading.Event) -> Session:
     """A session with the built-in or the trusted certificates, as the endpoint is configured."""
     if spec.builtin():
-        identity = BuiltinIdentity(spec.builtin_dir, socket.gethostname(), log)
+        identity = BuiltinIdentity(spec.builtin_dir, spec.host_name(), log)
         return Session(host=host, port=port, role=spec.role, state=state, log=log, stop=stop, builtin=identity)
     return Session(host=host, port=port, role=spec.role, state=state, log=log, stop=stop,
                    trusted=spec.trusted_identity(log), check_peer=spec.check_peer(), validator=shared_validator)
