@@ -8,6 +8,7 @@ be back. The account's OCSP settings are put back as they were.
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -39,14 +40,20 @@ class Report:
 
 
 def endpoints(topo: topology.Topology) -> dict[str, tuple[str, str]]:
-    """host -> (compose service, role) for every gateway and client the lab runs (the extra ones too)."""
-    return {s.host: (s.name, s.role) for s in topo.services if s.role in UNITS and s.host}
+    """host -> (compose service, role) for every gateway and client the lab runs (the extra ones too).
+    A container of several client installs (lab.scale) has each install's host as a network alias."""
+    return {host: (s.name, s.role) for s in topo.services if s.role in UNITS
+            for host in (s.aliases or ((s.host,) if s.host else ()))}
 
 
 def restart_endpoint(by_host: dict[str, tuple[str, str]], host: str) -> None:
-    """Restart one endpoint's service (it reads its key and certificate again), as its admin would."""
+    """Restart one endpoint's service (it reads its key and certificate again), as its admin would.
+    A client names its install: in a container of several, only that install's service restarts."""
     service, role = by_host[host]
-    engine.exec_sh(service, f"systemctl restart {UNITS[role]}")
+    if role == "client":
+        engine.exec_sh(service, f"safeq-client restart --install {shlex.quote(host)}")
+    else:
+        engine.exec_sh(service, f"systemctl restart {UNITS[role]}")
 
 
 def _number(host: str) -> int:
