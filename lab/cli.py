@@ -19,7 +19,7 @@ from pki.cli import reports_errors as pki_reports_errors
 from pki.database import DB_PATH
 
 from . import admin, docker, engine, images, labstate, project, spec, status, topology
-from . import drills, portal as lab_portal, scale as lab_scale
+from . import drills, portal as lab_portal, rotation, scale as lab_scale  # rotation: its drills
 from . import up as lab_up
 from .deadline import Deadline
 from .scenarios import cli as scenario_cli
