@@ -298,7 +298,9 @@ def lab_spec(pki_dir: str | Path) -> Spec:
     primary_dir = hosts / ent["name"]
     data = {
         "primary": {"host": ent["name"], "keystore": str(primary_dir / f"{ent['name']}.pfx"),
-                    "keystore_password": ent["pfx_password"], "cacerts": [str(primary_dir / "cacert.crt")]},
+                    "keystore_password": ent["pfx_password"],
+                    # cacert.crt, and each other trusted root while a new root is rolled out (pki.rotation)
+                    "cacerts": [str(p) for p in [primary_dir / "cacert.crt", *sorted(primary_dir.glob("cacert-*.crt"))]]},
         # The Trusted CA import of the doc's steps (lab/steps.py): every .cer of the primary's folder. No
         # OCSP key: the account keeps what `safeq-lab account ocsp` set.
         "account": {"policy": "trusted-ca", "trusted_cas": [str(p) for p in sorted(primary_dir.glob("*.cer"))]},

@@ -206,6 +206,7 @@ class LabPKI:
         """Make key and certificate; return the DB record and a writer for its files."""
         settings = db.settings
         kt = key_type(settings.key_type)
+        anchors = anchors_of(db, cas)
         cas = integrity.chain(db, cas, db.issuing)  # root ... the CA that issues entities now
         issuer = cas[-1]
         key = kt.generate()
@@ -232,7 +233,7 @@ class LabPKI:
             export.write_host_dir(
                 hdir, name=name, role=role, key=key, cert=cert, cas=cas, pfx=pfx, pfx_password=password,
                 truststore_bytes=truststore_bytes, truststore_password=settings.truststore_password,
-                primary_host=_primary_host(db, name, role),
+                primary_host=_primary_host(db, name, role), anchors=anchors,
             )
 
         return record, files
@@ -306,6 +307,14 @@ class LabPKI:
         except FileNotFoundError:
             settings = db.settings
             return export.truststore(cas[0], settings.truststore_password, settings.legacy_pfx)
+
+
+def anchors_of(db: CADatabase, cas: list[CertificateAuthority]) -> export.Anchors:
+    """The roots hosts trust and the CAs the primary imports: every CA not retired (two roots while
+    a new one is rolled out)."""
+    issuers = {c["name"]: c["issuer"] for c in db.cas}
+    kept = [ca for ca in cas if ca.name not in db.retired]
+    return export.Anchors(tuple(ca for ca in kept if issuers[ca.name] is None), tuple(kept))
 
 
 def _sans(host: str, extra: Iterable[str]) -> list[x509.GeneralName]:

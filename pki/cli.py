@@ -166,13 +166,15 @@ def ca_group() -> None:
 @ca_group.command("add")
 @click.argument("name")
 @click.option("--under", metavar="CA", help="The CA that signs it (default: the root above the issuing CA).")
+@click.option("--root", is_flag=True, help="A new root CA, trusted by every host beside the old one.")
 @dir_option
 @reports_errors
-def ca_add_cmd(name: str, under: str | None, directory: Path) -> None:
-    """Issue a new intermediate CA NAME (with its OCSP signer; the responder must restart to answer for it)."""
-    manifest = rotation.add_ca(directory, name, under)
-    click.echo(f"added CA {name} under {under or manifest['cas'][0]['name']}; the issuing CA is still "
-               f"{manifest['issuing']} (`safeq-lab pki ca issuing {name}` switches)")
+def ca_add_cmd(name: str, under: str | None, root: bool, directory: Path) -> None:
+    """Issue a new CA NAME with its OCSP signer (the responder must restart to answer for it)."""
+    manifest = rotation.add_ca(directory, name, under, root)
+    where = "as a new root, trusted beside the old one" if root else f"under {under or manifest['cas'][0]['name']}"
+    click.echo(f"added CA {name} {where}; the issuing CA is still {manifest['issuing']} "
+               f"(`safeq-lab pki ca issuing CA` switches)")
 
 
 @ca_group.command("issuing")

@@ -15,19 +15,26 @@ documented defaults, so both are owner-only.
 Host directories (copies, not links, since they are bind-mounted read-only
 into containers, where root reads them):
 
-* primary: ``<name>.pfx``, ``cacert.crt`` (root, PEM, the page's file for the
-  cacerts import) and one ``<CA>.cer`` (DER) per CA of the chain (the
-  "Trusted CA certificates" uploads);
-* gateway: ``<name>.pfx``, ``acme-ca.pfx`` and ``unattended-install.conf``;
+* primary: ``<name>.pfx``, ``cacert.crt`` (its chain's root, PEM, the page's
+  file for the cacerts import; ``cacert-<root>.crt`` for each other trusted
+  root while a new root is rolled out) and one ``<CA>.cer`` (DER) per trusted
+  CA (the "Trusted CA certificates" uploads);
+* gateway: ``<name>.pfx``, ``acme-ca.pfx`` (the trusted roots) and
+  ``unattended-install.conf``;
 * client: a stand-in for the Windows certificate store:
   ``store/My/<name>.crt`` + ``store/My/<name>.key`` (Personal: certificate
-  with its key), ``store/CA/<CA>.crt`` per intermediate, ``store/Root/<root>.crt``.
+  with its key), ``store/CA/<CA>.crt`` per intermediate of its chain,
+  ``store/Root/<root>.crt`` per trusted root.
+
+The trusted roots and CAs (:class:`Anchors`) are the chain's own unless a
+rotation says more (see :mod:`pki.rotation`).
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -120,8 +127,36 @@ def java_truststore(entries: list[tuple[x509.Certificate, str]], password: str, 
     return pkcs12.serialize_java_truststore(certs, pfx_encryption(password, legacy))
 
 
-def truststore(root: CertificateAuthority, password: str, legacy: bool) -> bytes:
-    return java_truststore([(root.cert, TRUSTSTORE_ALIAS)], password, legacy)
+def truststore(root: CertificateAuthority, password: str, legacy: bool, *others: CertificateAuthority) -> bytes:
+    """The trusted roots as keytool would import them: the first as acme-ca, each other by its name."""
+    entries = [(root.cert, TRUSTSTORE_ALIAS)] + [(ca.cert, ca.name.lower()) for ca in others]
+    return java_truststore(entries, password, legacy)
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """What a host trusts: ``roots`` (truststores, cacerts, the store's Root folder) and ``trusted``
+    (the primary's Trusted CA files)."""
+    roots: tuple[CertificateAuthority, ...]
+    trusted: tuple[CertificateAuthority, ...]
+
+    @classmethod
+    def of_chain(cls, cas: list[CertificateAuthority]) -> "Anchors":
+        return cls((cas[0],), tuple(cas))
+
+
+def write_primary_trust(hdir: Path, chain_root: CertificateAuthority, anchors: Anchors) -> None:
+    write(hdir / "cacert.crt", pem(chain_root.cert))
+    for root in anchors.roots:
+        if root.name != chain_root.name:
+            write(hdir / f"cacert-{root.name}.crt", pem(root.cert))
+    for ca in anchors.trusted:
+        write(hdir / f"{ca.name}.cer", der(ca.cert))
+
+
+def write_store_roots(rootdir: Path, anchors: Anchors) -> None:
+    for root in anchors.roots:
+        write(rootdir / f"{root.name}.crt", pem(root.cert))
 
 
 def write_ca_files(cas_dir: Path, cas: list[CertificateAuthority]) -> None:
@@ -173,12 +208,12 @@ def write_host_dir(
     truststore_bytes: bytes,
     truststore_password: str,
     primary_host: str,
+    anchors: Anchors | None = None,
 ) -> None:
+    anchors = anchors or Anchors.of_chain(cas)
     if role == "primary":
         write(hdir / f"{name}.pfx", pfx)
-        write(hdir / "cacert.crt", pem(cas[0].cert))
-        for ca in cas:
-            write(hdir / f"{ca.name}.cer", der(ca.cert))
+        write_primary_trust(hdir, cas[0], anchors)
     elif role == "gateway":
         write(hdir / f"{name}.pfx", pfx)
         write(hdir / TRUSTSTORE_NAME, truststore_bytes)
@@ -191,8 +226,7 @@ def write_host_dir(
         inter = make_dir(hdir / "store" / "CA")
         for ca in cas[1:]:
             write(inter / f"{ca.name}.crt", pem(ca.cert))
-        rootdir = make_dir(hdir / "store" / "Root")
-        write(rootdir / f"{cas[0].name}.crt", pem(cas[0].cert))
+        write_store_roots(make_dir(hdir / "store" / "Root"), anchors)
     else:  # pragma: no cover - roles are validated before
         raise ValueError(role)
 

@@ -87,11 +87,16 @@ def build(db: CADatabase, root: Path) -> dict[str, Any]:
             {
                 "path": str(root / "truststores" / TRUSTSTORE_NAME),
                 "password": settings.truststore_password,
-                "entries": [TRUSTSTORE_ALIAS],
+                # keytool's aliases: the first trusted root is acme-ca, each other one by its name
+                "entries": [TRUSTSTORE_ALIAS] + [name.lower() for name in _roots(db)[1:]],
             }
         ],
         "ocsp": _ocsp(db, root),
     }
+
+
+def _roots(db: CADatabase) -> list[str]:
+    return [c["name"] for c in db.cas if c["issuer"] is None and c["name"] not in db.retired]
 
 
 def _ocsp(db: CADatabase, root: Path) -> dict[str, Any]:

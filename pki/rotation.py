@@ -1,13 +1,16 @@
 """A CA rotation: a new CA beside the old one, which CA issues, and the old one retired.
 
 * ``add_ca`` issues a new intermediate CA under an existing CA (by default the root above the issuing
-  CA) with its own OCSP signer. Its files are written where init writes a CA's: ``ca/<NAME>.key.pem``,
+  CA), or a new root, with its own OCSP signer. Its files are written where init writes a CA's: ``ca/<NAME>.key.pem``,
   ``cas/<NAME>.{cer,der,crt}``, the responder's folder (``<NAME>.crt``, its signer, ``responder.json``;
   the responder reads its issuers at start, so it must restart to answer for the new CA), and
   ``<NAME>.cer`` in each primary's host folder: the doc's Trusted CA import takes every ``.cer`` there.
+  A new root is trusted beside the old one from then on: in the truststores, the client stores' Root
+  folder and the primary's ``cacert-<NAME>.crt`` (the cacerts import) — the cross-trust period.
 * ``set_issuing``: new and reissued entity certificates come from that CA from now on.
 * ``retire``: the CA's ``.cer`` leaves the primary's host folders (no longer imported as a Trusted CA
-  certificate). It stays in the database: what it issued still has an OCSP answer.
+  certificate); a retired root leaves the truststores, stores and cacerts files too. It stays in the
+  database: what it issued still has an OCSP answer.
 
 Each writes through one :class:`pki.fsutil.Transaction` with ``ca/db.json`` last, as issue does.
 """
@@ -23,7 +26,7 @@ from certkit.certs import key_pem
 
 from . import export, integrity, manifest, names, ocsp
 from .authority import CertificateAuthority
-from .builder import LabPKI, _now
+from .builder import LabPKI, _now, anchors_of
 from .database import CADatabase, serial_hex
 from .errors import PKIError
 from .fsutil import Transaction, locked
@@ -42,45 +45,68 @@ def _by_name(cas: list[CertificateAuthority], name: str, what: str) -> Certifica
                    "check the name with `safeq-lab pki show`")
 
 
-def _primary_dirs(lab: LabPKI, db: CADatabase) -> list[Path]:
-    return [lab.root / "hosts" / e["name"] for e in db.entities if e["role"] == "primary"]
-
-
 def _may_sign_cas(cert: x509.Certificate) -> bool:
     constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
     return constraints.ca and constraints.path_length != 0
 
 
-def add_ca(directory: Path | str, name: str, under: str | None = None) -> dict[str, Any]:
-    """A new intermediate CA ``name`` signed by ``under`` (default: the root above the issuing CA)."""
+def add_ca(directory: Path | str, name: str, under: str | None = None, root: bool = False) -> dict[str, Any]:
+    """A new intermediate CA ``name`` signed by ``under`` (default: the root above the issuing CA), or
+    with ``root`` a new self-signed root, which every host trusts beside the old one from now on."""
     name = names.ca_name(name, "the new CA's name")
     lab = LabPKI(directory)
     with locked(lab.root.parent):
         db, cas = lab._open()
         if any(c["name"].lower() == name.lower() for c in db.cas):
             raise PKIError(f"a CA named {name!r} exists already (names are file names); pick another name")
-        parent = _by_name(cas, under or db.chain_names(db.issuing)[0], "--under")
-        if not _may_sign_cas(parent.cert):
-            raise PKIError(f"CA {parent.name} may not sign CAs (its basic constraints say pathLen 0); "
-                           "choose another with --under")
         settings, now = db.settings, _now()
-        kt = key_type(settings.key_type)
-        ca = parent.create_intermediate(name, settings.org, kt.generate(), 0, settings.days_ca,
-                                        LabPKI._urls(settings, parent.name), now)
-        db.add_ca({"name": name, "issuer": parent.name, "serial": serial_hex(ca.cert.serial_number),
+        key = key_type(settings.key_type).generate()
+        if root:
+            if under:
+                raise PKIError("a root signs itself: give --root or --under, not both")
+            ca, parent_name = CertificateAuthority.create_root(name, settings.org, key, settings.days_ca, now), None
+        else:
+            parent = _by_name(cas, under or db.chain_names(db.issuing)[0], "--under")
+            if not _may_sign_cas(parent.cert):
+                raise PKIError(f"CA {parent.name} may not sign CAs (its basic constraints say pathLen 0); "
+                               "choose another with --under")
+            ca = parent.create_intermediate(name, settings.org, key, 0, settings.days_ca,
+                                            LabPKI._urls(settings, parent.name), now)
+            parent_name = parent.name
+        db.add_ca({"name": name, "issuer": parent_name, "serial": serial_hex(ca.cert.serial_number),
                    "cert_pem": export.pem(ca.cert).decode("ascii"), "key_file": f"ca/{name}.key.pem"})
         with Transaction() as txn:
             _write(txn, lab.root / "ca" / f"{name}.key.pem", key_pem(ca.key))
             for suffix, data in ((".cer", export.der(ca.cert)), (".der", export.der(ca.cert)), (".crt", export.pem(ca.cert))):
                 _write(txn, lab.root / "cas" / f"{name}{suffix}", data)
-            for folder in _primary_dirs(lab, db):
-                _write(txn, folder / f"{name}.cer", export.der(ca.cert))
             if db.signers:  # a PKI made before OCSP signers existed has none to extend
                 _add_signer(txn, lab.root, db, ca, now)
+            _stage_trust(txn, lab, db, [*cas, ca])
             lab._stage_records(txn, db)
             txn.commit()
         export.tighten_secrets(lab.root)
         return manifest.build(db, lab.root)
+
+
+def _stage_trust(txn: Transaction, lab: LabPKI, db: CADatabase, cas: list[CertificateAuthority]) -> None:
+    """Every host's trust files again: truststores, the store's Root folder, the primary's cacert and
+    Trusted CA files. Each folder is replaced file by file (containers bind-mount them)."""
+    anchors, settings = anchors_of(db, cas), db.settings
+    truststore = export.truststore(anchors.roots[0], settings.truststore_password, settings.legacy_pfx, *anchors.roots[1:])
+    _write(txn, lab.root / "truststores" / export.TRUSTSTORE_NAME, truststore)
+    for ent in db.entities:
+        hdir = lab.root / "hosts" / ent["name"]
+        if not hdir.is_dir():
+            continue
+        if ent["role"] == "gateway":
+            _write(txn, hdir / export.TRUSTSTORE_NAME, truststore)
+        elif ent["role"] == "client":
+            export.write_store_roots(txn.stage_dir(hdir / "store" / "Root", in_place=True), anchors)
+        elif ent["role"] == "primary":
+            pfx = hdir / f"{ent['name']}.pfx"
+            staged = txn.stage_dir(hdir, in_place=True)
+            export.write(staged / pfx.name, pfx.read_bytes())
+            export.write_primary_trust(staged, integrity.chain(db, cas, ent["issuer"])[0], anchors)
 
 
 def _add_signer(txn: Transaction, root: Path, db: CADatabase, ca: CertificateAuthority, now) -> None:
@@ -127,8 +153,7 @@ def retire(directory: Path | str, name: str) -> dict[str, Any]:
         if name not in db.retired:
             db.data["retired"] = [*db.retired, name]
         with Transaction() as txn:
+            _stage_trust(txn, lab, db, cas)
             lab._stage_records(txn, db)
             txn.commit()
-        for folder in _primary_dirs(lab, db):  # after the commit point: a leftover file is only imported again
-            (folder / f"{name}.cer").unlink(missing_ok=True)
         return manifest.build(db, lab.root)

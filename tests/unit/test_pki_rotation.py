@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import pki
-from conftest import openssl, tree_state
+from conftest import keytool, openssl, tree_state
 from test_ocsp_support import Responder, start_lab
 
 OLD, NEW, ROOT = "Acme-CA-Intermediate", "Acme-CA-Intermediate-2", "Acme-CA-Root"
@@ -116,3 +116,52 @@ def test_the_responder_answers_for_the_new_intermediate_after_its_restart(tmp_pa
         assert b": revoked" in old.stdout and b"Reason: superseded" in old.stdout
     finally:
         responder.stop()
+
+
+NEW_ROOT, NEW_UNDER_ROOT = "Acme-CA-Root-2", "Acme-CA-Issuing-2"
+
+
+def keytool_entries(store: Path, password: str) -> list[str]:
+    listing = keytool("-list", "-keystore", str(store), "-storetype", "PKCS12", "-storepass", password).stdout.decode()
+    return sorted(line.split(",")[0] for line in listing.splitlines() if "trustedCertEntry" in line)
+
+
+def files(folder: Path, pattern: str = "*") -> list[str]:
+    return sorted(p.name for p in folder.glob(pattern))
+
+
+def test_a_new_root_is_trusted_beside_the_old_one_then_alone(tmp_path):
+    root = Path(pki.init_pki(tmp_path / "pki")["dir"])
+    hosts, password = root / "hosts", pki.load_manifest(root)["truststores"][0]["password"]
+    pki.add_ca(root, NEW_ROOT, root=True)
+    pki.add_ca(root, NEW_UNDER_ROOT, under=NEW_ROOT)
+    # The cross-trust period: every host trusts both roots, the primary offers both for import.
+    manifest = pki.set_issuing(root, NEW_UNDER_ROOT)
+    assert manifest["truststores"][0]["entries"] == ["acme-ca", NEW_ROOT.lower()]
+    for store in (root / "truststores" / "acme-ca.pfx", hosts / "gateway-host" / "acme-ca.pfx"):
+        assert keytool_entries(store, password) == ["acme-ca", NEW_ROOT.lower()]
+    assert files(hosts / "pcclient-host" / "store" / "Root") == [f"{NEW_ROOT}.crt", f"{ROOT}.crt"]
+    assert files(hosts / "primary-host", "cacert*.crt") == [f"cacert-{NEW_ROOT}.crt", "cacert.crt"]
+    assert files(hosts / "primary-host", "*.cer") == sorted([f"{NEW_UNDER_ROOT}.cer", f"{OLD}.cer", f"{NEW_ROOT}.cer", f"{ROOT}.cer"])
+    self_signed = openssl("verify", "-CAfile", str(hosts / "primary-host" / f"cacert-{NEW_ROOT}.crt"),
+                          str(hosts / "primary-host" / f"cacert-{NEW_ROOT}.crt"))
+    assert self_signed.returncode == 0
+    for host in ("primary-host", "gateway-host", "pcclient-host"):
+        pki.reissue(root, host)
+    # The primary's own chain now ends at the new root: its cacert.crt is that root.
+    new_root_pem = (root / "cas" / f"{NEW_ROOT}.crt").read_bytes()
+    assert (hosts / "primary-host" / "cacert.crt").read_bytes() == new_root_pem
+    assert files(hosts / "primary-host", "cacert*.crt") == [f"cacert-{ROOT}.crt", "cacert.crt"]
+    # The old root out: one root everywhere, alias acme-ca again.
+    pki.retire(root, OLD)
+    manifest = pki.retire(root, ROOT)
+    assert manifest["truststores"][0]["entries"] == ["acme-ca"] and manifest["retired"] == [OLD, ROOT]
+    assert keytool_entries(hosts / "gateway-host" / "acme-ca.pfx", password) == ["acme-ca"]
+    assert files(hosts / "pcclient-host" / "store" / "Root") == [f"{NEW_ROOT}.crt"]
+    assert files(hosts / "primary-host", "cacert*.crt") == ["cacert.crt"]
+    assert files(hosts / "primary-host", "*.cer") == [f"{NEW_UNDER_ROOT}.cer", f"{NEW_ROOT}.cer"]
+    leaf = root / "entities" / "gateway-host" / "gateway-host.crt"
+    assert openssl("verify", "-CAfile", str(hosts / "pcclient-host" / "store" / "Root" / f"{NEW_ROOT}.crt"), "-untrusted",
+                   str(root / "cas" / f"{NEW_UNDER_ROOT}.crt"), str(leaf)).returncode == 0
+    with pytest.raises(pki.PKIError, match="a root signs itself: give --root or --under, not both"):
+        pki.add_ca(root, "Other", under=NEW_ROOT, root=True)
