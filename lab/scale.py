@@ -28,6 +28,9 @@ MAX = 250                       # per kind: a bound on what one host is asked to
 # start each; few enough that one container's reconnections mostly stay under the primary's limit of
 # unauthenticated connections per address (16).
 INSTALLS = 25
+# Their own healthchecks while they start: every few seconds, not compose.yaml's 0.5 s, which across tens of
+# containers is more checking than two cores do (`up` and `status` run the checks themselves when they need them).
+START_INTERVAL = "5s"
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ def _service(extra: Extra, compose_file: Path) -> list[str]:
              f"      - {q(files + extra.host + ':/pki:ro')}"]
     lines += [f"      - {q(files + h + '/store:/installs/' + h + '/store:ro')}" for h in extra.installs]
     lines += [f"      - {q(volume + ':' + target)}" for volume, target in extra.volumes]
+    lines += ["    healthcheck:", f"      start_interval: {START_INTERVAL}"]
     if extra.base == "client":  # each install's own certificate: the one whose subject names its host
         lines += ["    environment:", f"      SAFEQ_CERTIFICATE_SUBJECT: {q(extra.host)}",
                   f"      SAFEQ_CLIENT_INSTALLS: {q(' '.join(extra.installs))}"]

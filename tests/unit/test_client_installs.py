@@ -8,7 +8,7 @@ import time
 import pytest
 
 from certkit import fsio
-from safeqlab import client, clientinstalls
+from safeqlab import client, clientfiles, clientinstalls
 
 HOSTS = ["pcclient-host-2", "pcclient-host-3"]
 
@@ -16,8 +16,8 @@ HOSTS = ["pcclient-host-2", "pcclient-host-3"]
 @pytest.fixture
 def installs_here(tmp_path, monkeypatch):
     """Installs under tmp_path instead of /installs, /var/lib/safeqclient and /run/safeqclient."""
-    monkeypatch.setattr(client, "INSTALLS", tmp_path / "installs")
-    monkeypatch.setattr(client, "DATA", tmp_path / "data")
+    monkeypatch.setattr(clientfiles, "INSTALLS", tmp_path / "installs")
+    monkeypatch.setattr(clientfiles, "DATA", tmp_path / "data")
     monkeypatch.setattr(clientinstalls, "CONTROL", tmp_path / "run" / "installs.sock")
     monkeypatch.setenv(clientinstalls.ENV, " ".join(HOSTS))
     return tmp_path
@@ -39,7 +39,7 @@ def test_each_install_has_its_own_files_subject_and_name(installs_here):
         "pcclient-host-3", "pcclient-host-3", "safeqclientcore.pcclient-host-3")
     own = client.Client()
     assert (own.log_file, own.state_path, own.builtin_dir) == (client.LOG, client.STATE, client.BUILTIN_DIR)
-    with pytest.raises(client.SetupError):
+    with pytest.raises(ValueError):
         client.install_of("../pcclient-host")
 
 
@@ -124,3 +124,19 @@ def test_a_container_of_one_install_restarts_through_systemctl(monkeypatch):
     assert calls == [["systemctl", "restart", "safeq-client"]] * 2
     with pytest.raises(SystemExit, match="no install pcclient-host-2 here"):
         client.main(["restart", "--install", "pcclient-host-2"])
+
+
+def test_the_healthcheck_of_several_installs_needs_no_tls_imports(tmp_path):
+    """It runs every few seconds in every client container while a lab starts: the files alone."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    probe = ("import sys; from safeqlab import clientfiles as f; from pathlib import Path; "
+             f"f.INSTALLS = Path({str(tmp_path)!r}); code = f.main(['health']); "
+             "heavy = sorted(m for m in ('OpenSSL', 'cryptography', 'ssl', 'safeqlab.client') if m in sys.modules); "
+             "print(code, heavy)")
+    env = dict(os.environ, PYTHONPATH=f"{root / 'images/base'}{os.pathsep}{root}", **{clientfiles.ENV: "pcclient-host-2"})
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.stdout.splitlines() == ["0/1 installs connected; pcclient-host-2: not started", "1 []"], proc.stderr

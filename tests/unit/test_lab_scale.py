@@ -87,14 +87,17 @@ def test_compose_reads_each_extra_as_its_own_host():
         assert stores[f"/installs/{host}/store"] == (f"/srv/pki/hosts/{host}/store", True)
     assert stores["/var/lib/safeqclient"][0] == f"{last}-data"
     assert not [s for s, _ in stores.values() if "/hosts/" in s and not any(h in s for h in hosts[scale.INSTALLS:])]
-    assert services[last]["healthcheck"] == services["client"]["healthcheck"]
+    checks = {name: services[name]["healthcheck"] for name in ("client", last, "gateway", "gateway-2")}
+    assert checks["client"]["start_interval"] == checks["gateway"]["start_interval"] == "500ms"  # compose.yaml's
+    assert checks[last]["start_interval"] == checks["gateway-2"]["start_interval"] == scale.START_INTERVAL
+    assert {**checks[last], "start_interval": "500ms"} == checks["client"]  # the same check otherwise
     assert services["gateway-2"]["image"] == services["gateway"]["image"] and not services["gateway-2"].get("build")
     assert services[last]["image"] == services["client"]["image"] and not services[last].get("build")
     assert services["gateway-2"]["depends_on"]["primary"]["condition"] == "service_healthy"
     volumes = {v["target"]: v["source"] for v in services["gateway-2"]["volumes"]}
     assert volumes["/var/lib/safeq-gateway"] == "gateway-2-data" and volumes["/pki"] == "/srv/pki/hosts/gateway-host-2"
     assert "/opt/safeqlab/java.security" in volumes  # what the extra does not replace is compose.yaml's
-    assert services["gateway-2"]["healthcheck"] == services["gateway"]["healthcheck"]
+    assert {**checks["gateway-2"], "start_interval": "500ms"} == checks["gateway"]
     assert services["portal"]["environment"]["SAFEQ_PORTAL_HOSTS"] == (
         "primary=primary-host ocsp=ocsp-host gateway=gateway-host client=pcclient-host gateway=gateway-host-2 "
         + " ".join(f"client={h}" for h in hosts))

@@ -19,7 +19,6 @@ import logging
 import os
 import socket
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -31,46 +30,12 @@ from certkit.chain import issued_by, order_chain
 from . import service
 from .endpoint import Identity, SetupError
 
-HOME = Path("/ProgramData/safeqclientcore")  # mirrors C:\ProgramData\safeqclientcore
-DATA = Path("/var/lib/safeqclient")          # the service's data: setup choices, built-in certificate
-INSTALLS = Path("/installs")                 # several installs in one container: one folder each
+from . import clientfiles
+from .clientfiles import DATA, OWN, Install, install_of  # noqa: F401 - the layout, re-exported
+
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 WORKDIR = "/run/safeqclient"  # private: key files pass through it
-
-
-@dataclass(frozen=True)
-class Install:
-    """Where one client install keeps its files, as a separate install would: its ProgramData folder
-    (log, status), its service data (setup choices, built-in certificate), its certificate store."""
-    host: str | None    # its host name; None: the container's own install (compose.yaml's client)
-    home: Path
-    data: Path
-    store: Path | None  # None: SAFEQ_CERT_STORE
-
-    @property
-    def log(self) -> Path:
-        return self.home / "logs/safeqclientcore.log"
-
-    @property
-    def status(self) -> Path:
-        return self.home / "status.json"
-
-    @property
-    def setup(self) -> Path:
-        return self.data / "setup.json"  # `safeq-client setup`: the service setup's choices, kept
-
-
-OWN = Install(None, HOME, DATA, None)
 LOG, STATE, SETUP, BUILTIN_DIR = OWN.log, OWN.status, str(OWN.setup), str(DATA / "builtin")
-
-
-def install_of(host: str) -> Install:
-    """One of several installs in this container (SAFEQ_CLIENT_INSTALLS): the store is the PKI's
-    hosts/<host>/store, mounted read-only at /installs/<host>/store."""
-    if not host or "/" in host or host.startswith("."):
-        raise SetupError(f"'{host}' is not a host name")
-    return Install(host, INSTALLS / host / "ProgramData/safeqclientcore", DATA / "installs" / host,
-                   INSTALLS / host / "store")
 CERT_SUFFIXES = (".crt", ".cer", ".pem", ".der")
 LOCAL_STORAGE_OFF = ("local storage mode is off: the client does not talk to an on-premise primary "
                      "(not modelled here)")
@@ -279,11 +244,11 @@ def which_install(argv: list[str], several: list[str]) -> tuple[str | None, list
 
 def main(argv: list[str]) -> int:
     from . import clientinstalls  # it builds on this module
-    several = clientinstalls.hosts()
+    several = clientfiles.hosts()
     host, argv = which_install(argv, several)
     command = argv[:1]
     if several and host is None and command in (["status"], ["health"]):
-        return clientinstalls.report(several, command[0], "--json" in argv)
+        return clientfiles.report(several, command[0], "--json" in argv)
     if several and host is None and command != ["run"]:
         raise SystemExit(f"safeq-client: this container hosts {len(several)} installs: "
                          f"name one with --install HOST ({', '.join(several[:3])}, ...)")

@@ -9,7 +9,6 @@ only while every install is connected.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -17,21 +16,15 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from certkit import fsio
 from . import service, util
-from .client import WORKDIR, Client, ClientStatus, install_of
+from .client import WORKDIR, Client, ClientStatus
+from .clientfiles import ENV, install_of  # noqa: F401 - ENV: what names the installs
 from .endpoint import SetupError
 
-ENV = "SAFEQ_CLIENT_INSTALLS"
 CONTROL = Path(WORKDIR) / "installs.sock"
 STAGGER = 0.1         # s between two installs' starts: machines do not all boot in the same instant
 STOP_WAIT = 3.0       # s a restart waits for the old session to end (one heartbeat answer, or a timeout)
 REQUEST_SECONDS = 15  # a restart request, answered once the new session is started
-
-
-def hosts() -> list[str]:
-    """The installs this container hosts (none: it is one install, compose.yaml's client)."""
-    return os.environ.get(ENV, "").split()
 
 
 class InstallStatus(ClientStatus):
@@ -168,24 +161,3 @@ def request_restart(host: str) -> int:
         return 1
     print(reply or "failed: no answer from the client service")
     return 0 if reply.startswith("ok:") else 1
-
-
-def report(names: list[str], command: str, as_json: bool) -> int:
-    """status (always exit 0) and health (exit 0 only while every install is connected)."""
-    data = {h: fsio.read_json(install_of(h).status) for h in names}
-    verdicts = {h: service.healthy(d) for h, d in data.items()}
-    bad = {h: why for h, (ok, why) in verdicts.items() if not ok}
-    summary = f"{len(names) - len(bad)}/{len(names)} installs connected"
-    if bad:
-        shown = [f"{h}: {why}" for h, why in list(bad.items())[:5]]
-        summary += "; " + "; ".join(shown) + ("; ..." if len(bad) > 5 else "")
-    if command == "health":
-        print(summary)
-        return 1 if bad else 0
-    if as_json:
-        print(json.dumps({"state": "disconnected" if bad else "connected", "reason": summary if bad else None,
-                          "icon": "yellow" if bad else "grey", "installs": data}, indent=2))
-    else:
-        for h in names:
-            print(f"{h}: {(data[h] or {}).get('icon', 'yellow')}: {verdicts[h][1]}")
-    return 0

@@ -7,7 +7,6 @@ A :class:`Spec` says what differs between them; :func:`main` does the rest.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import logging
 import socket
@@ -21,6 +20,7 @@ from certkit.jre import Validator
 from . import proto, util
 from .builtin import BuiltinIdentity
 from .endpoint import Identity, Session, SetupError
+from .health import healthy  # noqa: F401 - service.healthy, as the programs ask for it
 
 COMMANDS = ("run", "status", "health", "test-connection")
 RETRY_SECONDS = 5  # a broken local setup is read again this often
@@ -46,18 +46,6 @@ class StateFile:
     def ack(self) -> None:
         self.data["last_ack"] = util.now_iso()
         fsio.write_json(self.path, self.data)
-
-
-def healthy(data: dict | None, max_age: float = 3 * proto.HEARTBEAT_SECONDS + 2) -> tuple[bool, str]:
-    if not data:
-        return False, "not started"
-    if data.get("state") != "connected":
-        return False, f"{data.get('state')}: {data.get('reason')}"
-    last = data.get("last_ack") or data.get("since")
-    age = (datetime.datetime.now(datetime.timezone.utc) - datetime.datetime.fromisoformat(last)).total_seconds()
-    if age > max_age:
-        return False, f"no heartbeat answered for {age:.0f} s"
-    return True, f"connected to {data['peer']['host']} ({data['peer']['subject']})"
 
 
 _validators: list[Validator] = []
