@@ -5,6 +5,7 @@ own store, log and service, restarted on its own; the container's health covers 
 counts them; the revocation drill refuses exactly the revoked ones and brings them back; `up` with one
 each again removes the extras."""
 import json
+import subprocess
 import time
 
 import pytest
@@ -96,6 +97,11 @@ def test_two_gateways_and_ten_clients_each_their_own_endpoint(primary, monkeypat
         assert {h for h, seen in revoked.items() if seen.startswith("refused")} == {"pcclient-host-10", "pcclient-host-9"}
         account = json.loads(lab("--lab", NAME, "account", "show", "--json").stdout)
         assert account["ocsp"]["enabled"] is False  # put back as it was
+        # SIGTERM: the container of nine installs stops within compose's 2 s grace, all of them with it.
+        began = time.monotonic()
+        stopped = subprocess.run(["docker", "stop", "--time", "2", f"{NAME}-client-2-1"], capture_output=True,
+                                 text=True, timeout=30)
+        assert stopped.returncode == 0 and time.monotonic() - began < 1.9, stopped.stderr
         # Back to compose.yaml's one each: the extras go, the rest stays up.
         again = lab("--lab", NAME, "up", "--no-build", "--gateways", "1", "--clients", "1")
         assert again.returncode == 0, again.stderr[-3000:]
