@@ -30,8 +30,10 @@ from certkit.certs import fingerprint, load_cert_file
 from pki.cli import reports_errors
 from safeqlab.records import current_record
 
-from . import admin, drills, engine, project, topology
+from . import admin, drills, engine, project, spec, steps, topology, up
+from .deadline import Deadline
 from .errors import LabError
+from .views import Phases
 
 PKIX = "PKIX path building failed"
 NOT_TRUSTED = "not-trusted"
@@ -93,6 +95,10 @@ def _trusted(name: str) -> bool:
     return any(ca.get("sha256") == sha for ca in admin.lab_call("GET", "/api/v1/trusted-cas"))
 
 
+def _import(*names: str) -> None:
+    admin.lab_call("POST", "/api/v1/trusted-cas", {"files": [_ca_file(name) for name in names]})
+
+
 def _remove(name: str) -> None:
     admin.lab_call("DELETE", f"/api/v1/trusted-cas/{fingerprint(load_cert_file(project.pki_dir() / 'cas' / f'{name}.cer'))}")
 
@@ -107,9 +113,9 @@ class Report(drills.Report):
 
 
 class Drill:
-    """One run: the lab's endpoints, its PKI, the report."""
+    """One run: the lab's endpoints, its PKI, the report; ``new`` is the CA the endpoints move to."""
 
-    def __init__(self, new_ca: str | None):
+    def __init__(self, kind: str):
         self.by_host = drills.endpoints(topology.load())
         self.hosts = sorted(self.by_host)
         self.dir = project.pki_dir()
@@ -117,23 +123,39 @@ class Drill:
             raise LabError(f"the drill rotates the lab's own CA, and there is no PKI in {self.dir}: "
                            "run it on a lab started without --spec")
         manifest = pki.load_manifest(self.dir)
-        self.old, self.root = manifest["issuing"], manifest["cas"][0]["name"]
-        self.new = new_ca or next_name(self.old, [ca["name"] for ca in manifest["cas"]])
-        self.report = Report("rotate-intermediate", [f"{self.old} -> {self.new}"])
+        self.old, self.root = manifest["issuing"], manifest["issuing_chain"][0]
+        self.names = [ca["name"] for ca in manifest["cas"]]
+        self.primary = next(e["name"] for e in manifest["entities"] if e["role"] == "primary")
+        self.new = ""
+        self.report = Report(kind)
         self.since = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        self.plan: list[list[str]] = []
 
-    def wait(self, what: str, drops: dict | None = None, moved: list[str] = ()) -> None:
-        """Until the primary shows ``drops`` dropped, every other endpoint connected and each moved one
-        on the new chain (or drills.WAIT passed); one step of the report."""
+    def start(self, wave_count: int) -> bool:
+        """The waves, the trusted CA policy, every endpoint connected: False (reported) if not."""
+        self.plan = waves(drills.pick({h: role for h, (_, role) in self.by_host.items()}, len(self.hosts)), wave_count)
+        if admin.lab_call("GET", "/api/v1/account").get("certificate_policy") != "trusted-ca":
+            raise LabError("the drill needs the trusted CA policy: `safeq-lab account set-policy trusted-ca`")
+        self.wait("before: every endpoint accepted and connected")
+        return self.report.ok
+
+    def wait(self, what: str, drops: dict | None = None, moved: list[str] = (), extra=lambda: []) -> None:
+        """Until the primary shows ``drops`` dropped, every other endpoint connected, each moved one on
+        the new chain and ``extra()`` nothing wrong (or drills.WAIT passed); one step of the report."""
         began = time.monotonic()
         while True:
             records = admin.lab_call("GET", "/api/v1/endpoints")
             seen, wrong = drills.observe(records, self.hosts, drops or {})
-            wrong += not_moved_yet(records, list(moved), self.new)
+            wrong += not_moved_yet(records, list(moved), self.new) + extra()
             if not wrong or time.monotonic() - began > drills.WAIT:
                 self.report.step(what, seen, wrong, time.monotonic() - began)
                 return
             time.sleep(0.5)
+
+    def add(self, name: str, **where) -> None:
+        """A new CA in the PKI, the responder restarted to answer for it (it reads its issuers at start)."""
+        pki.add_ca(self.dir, name, **where)
+        engine.exec_sh("ocsp", "systemctl restart safeq-ocsp")
 
     def move(self, wave: list[str], moved: list[str], n: int) -> None:
         for host in wave:
@@ -149,27 +171,31 @@ class Drill:
         root_trusted = _trusted(self.root)
         return expected_drops([h for h in self.hosts if h not in moved], root_trusted)
 
+    def finish(self, drops_expected: bool) -> Report:
+        report = self.report
+        report.dropped = dropped(admin.lab_call("GET", "/api/v1/endpoints"), admin.lab_call("GET", "/api/v1/refused"),
+                                 self.since)
+        report.ok = report.ok and (drops_expected or not report.dropped)  # a planned rotation drops no session
+        return report
+
 
 def rotate_intermediate(new_ca: str | None, wave_count: int, too_early: bool, issuing_only: bool) -> Report:
-    run = Drill(new_ca)
-    plan = waves(drills.pick({h: role for h, (_, role) in run.by_host.items()}, len(run.hosts)), wave_count)
-    if admin.lab_call("GET", "/api/v1/account").get("certificate_policy") != "trusted-ca":
-        raise LabError("the drill needs the trusted CA policy: `safeq-lab account set-policy trusted-ca`")
-    run.wait("before: every endpoint accepted and connected")
-    if not run.report.ok:
+    run = Drill("rotate-intermediate")
+    run.new = new_ca or next_name(run.old, run.names)
+    run.report.acted_on = [f"{run.old} -> {run.new}"]
+    if not run.start(wave_count):
         return run.report
     took_root = issuing_only and _trusted(run.root)
     try:
         if took_root:
             _remove(run.root)
             run.wait(f"the root {run.root} taken off Trusted CA certificates: the issuing CA decides")
-        pki.add_ca(run.dir, run.new)
+        run.add(run.new)
         pki.set_issuing(run.dir, run.new)
-        engine.exec_sh("ocsp", "systemctl restart safeq-ocsp")  # it reads its issuers at start
-        admin.lab_call("POST", "/api/v1/trusted-cas", {"files": [_ca_file(run.new)]})
+        _import(run.new)
         run.wait(f"{run.new} issued under the root and imported under Trusted CA certificates")
         moved: list[str] = []
-        for n, wave in enumerate(plan, 1):
+        for n, wave in enumerate(run.plan, 1):
             run.move(wave, moved, n)
             if too_early and n == 1:
                 drops = run.remove_old(moved)
@@ -180,11 +206,84 @@ def rotate_intermediate(new_ca: str | None, wave_count: int, too_early: bool, is
             run.wait(f"{run.old} removed from Trusted CA certificates: all stay connected", moved=moved)
     finally:
         if took_root:
-            admin.lab_call("POST", "/api/v1/trusted-cas", {"files": [_ca_file(run.root)]})
-    report = run.report
-    report.dropped = dropped(admin.lab_call("GET", "/api/v1/endpoints"), admin.lab_call("GET", "/api/v1/refused"), run.since)
-    report.ok = report.ok and (too_early or not report.dropped)  # the planned rotation drops no session
-    return report
+            _import(run.root)
+    return run.finish(too_early)
+
+
+def cacerts_alias(listing: str, sha256: str) -> str | None:
+    """The alias `keytool -list` shows for the entry with fingerprint ``sha256`` (keytool's format)."""
+    alias = None
+    for line in listing.splitlines():
+        if "trustedCertEntry" in line or "PrivateKeyEntry" in line:
+            alias = line.split(",")[0].strip()
+        elif line.strip().endswith(sha256) and "fingerprint" in line.lower():
+            return alias
+    return None
+
+
+def _serving(new_ca: str) -> list[str]:
+    """What is wrong with the certificate the primary serves, if it is not from ``new_ca`` or unchecked."""
+    server = admin.lab_call("GET", "/api/v1/server")
+    issuer, check = (server.get("serving") or {}).get("issuer") or "", server.get("self_check") or {}
+    if server.get("state") == "serving" and f"CN={new_ca}" in issuer and check.get("ok"):
+        return []
+    return [f"primary: expected to serve a certificate from {new_ca} that passes its self-check, it is "
+            f"{server.get('state')} with one from {issuer or '-'} ({check.get('reason') or 'self-check ok'})"]
+
+
+def _primary_steps(run: Drill, title: str, only_cacerts: bool = False) -> None:
+    """The doc's primary steps on the PKI's files as they are now, typed in the primary's console."""
+    host_dir = up.primary_host_dir(run.dir, topology.load())
+    lab_spec = spec.lab_spec(run.dir)
+    todo = (steps.cacerts_steps(lab_spec.primary.cacerts, host_dir) if only_cacerts
+            else steps.primary_steps(lab_spec, host_dir))
+    deadline = Deadline(drills.WAIT, what=title)
+    up.apply_primary_steps(todo, deadline, Phases(), title)
+    if not only_cacerts:
+        up.wait_for_admin_api(deadline)
+
+
+def _drop_from_cacerts(root: str) -> None:
+    """The doc's keytool, the other way: the old root's entry deleted from the JRE's cacerts."""
+    sha = fingerprint(load_cert_file(project.pki_dir() / "cas" / f"{root}.cer"))
+    store = f"-keystore {steps.q(steps.CACERTS)} -storepass changeit"
+    alias = cacerts_alias(engine.exec_sh("primary", f"{steps.q(steps.KEYTOOL)} -list {store}").stdout, sha)
+    if alias is not None:
+        engine.exec_sh("primary", f"{steps.q(steps.KEYTOOL)} -delete -alias {steps.q(alias)} {store}")
+
+
+def rotate_root(new_root: str | None, new_ca: str | None, wave_count: int) -> Report:
+    run = Drill("rotate-root")
+    old_root, old_ca = run.root, run.old
+    new_root = new_root or next_name(old_root, run.names)
+    run.new = new_ca or next_name(old_ca, [*run.names, new_root])
+    run.report.acted_on = [f"{old_root} -> {new_root}", f"{old_ca} -> {run.new}"]
+    if not run.start(wave_count):
+        return run.report
+    run.add(new_root, root=True)
+    run.add(run.new, under=new_root)
+    pki.set_issuing(run.dir, run.new)
+    _import(new_root, run.new)
+    _primary_steps(run, f"cacerts: the doc's keytool import of {new_root}", only_cacerts=True)
+    run.wait(f"cross-trust: {new_root} and {run.new} trusted beside {old_root} (Trusted CA certificates, "
+             "cacerts, truststores and client stores)")
+    moved: list[str] = []
+    for n, wave in enumerate(run.plan, 1):
+        run.move(wave, moved, n)
+    pki.reissue(run.dir, run.primary)
+    _primary_steps(run, f"the primary's keystore from {run.new}: the doc's steps again")
+    run.wait(f"the primary reissued under {run.new} and restarted (the doc's steps): every endpoint back",
+             moved=moved, extra=lambda: _serving(run.new))
+    for name in (old_ca, old_root):
+        if _trusted(name):
+            _remove(name)
+        pki.retire(run.dir, name)
+    _drop_from_cacerts(old_root)
+    for host in run.hosts:  # their truststores and stores now hold the new root only
+        drills.restart_endpoint(run.by_host, host)
+    run.wait(f"{old_root} retired: out of Trusted CA certificates, cacerts, truststores and stores; "
+             "each endpoint restarted", moved=moved, extra=lambda: _serving(run.new))
+    return run.finish(False)
 
 
 @drills.drill.command("rotate-intermediate")
@@ -198,5 +297,19 @@ def rotate_intermediate(new_ca: str | None, wave_count: int, too_early: bool, is
 def rotate_intermediate_cmd(new_ca: str, wave_count: int, too_early: bool, issuing_only: bool, as_json: bool) -> None:
     """A new intermediate CA, the endpoints moved to it in waves, the old one removed; exit 0 only as expected."""
     report = reports_errors(rotate_intermediate, LabError)(new_ca, wave_count, too_early, issuing_only)
+    click.echo(json.dumps(asdict(report), indent=2) if as_json else "\n".join(report.lines()))
+    raise SystemExit(0 if report.ok else 1)
+
+
+@drills.drill.command("rotate-root")
+@click.option("--name", "new_root", help="The new root CA (default: the old one's name, numbered: ...-2).")
+@click.option("--issuing", "new_ca", help="The new intermediate under it (default: the old one's name, numbered).")
+@click.option("--waves", "wave_count", type=click.IntRange(min=1), default=2, show_default=True,
+              help="In how many waves the endpoints move to it.")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+def rotate_root_cmd(new_root: str | None, new_ca: str | None, wave_count: int, as_json: bool) -> None:
+    """A new root and intermediate trusted beside the old ones, the endpoints then the primary moved, the
+    old root removed everywhere; exit 0 only as expected."""
+    report = reports_errors(rotate_root, LabError)(new_root, new_ca, wave_count)
     click.echo(json.dumps(asdict(report), indent=2) if as_json else "\n".join(report.lines()))
     raise SystemExit(0 if report.ok else 1)

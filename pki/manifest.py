@@ -4,7 +4,8 @@ A contract read by other tools; the keys are fixed::
 
     {"dir", "key_type",
      "cas": [{"name", "subject", "der_path", "pem_path", "not_after", "serial"}],
-     "issuing": <CA name that signs entities>, "retired": [<CA name>, ...],
+     "issuing": <CA name that signs entities>, "issuing_chain": [<root>, ..., <issuing>],
+     "retired": [<CA name>, ...],
      "entities": [{"name", "role", "subject", "issuer", "serial", "not_before",
                    "not_after", "status": "good"|"revoked",
                    "revocation": null | {"time", "reason"},
@@ -81,6 +82,7 @@ def build(db: CADatabase, root: Path) -> dict[str, Any]:
         "key_type": settings.key_type,
         "cas": cas,
         "issuing": db.issuing,
+        "issuing_chain": db.chain_names(db.issuing),
         "retired": list(db.retired),
         "entities": entities,
         "truststores": [

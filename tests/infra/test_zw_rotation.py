@@ -1,9 +1,11 @@
-"""The issuing CA renewed with no outage: a lab of its own (`--lab rot-02`) beside this one.
+"""The CAs renewed with no outage: a lab of its own (`--lab rot-02`) beside this one.
 
 `drill rotate-intermediate` moves every endpoint to a new intermediate in waves with no session dropped;
 the `--too-early --issuing-only` variant drops exactly the endpoint not moved yet, in the JRE's words,
 and brings it back; the Trusted CA list ends with the root and the newest intermediate only, the files
-the doc's steps import say the same, and `up` again keeps every endpoint accepted. Judged with openssl."""
+the doc's steps import say the same. `drill rotate-root` then moves endpoints and primary to a new root
+with no session dropped, and the old root is gone from cacerts, truststores and the CA list the primary
+asks clients for; `up` again keeps every endpoint accepted. Judged with openssl and keytool."""
 import json
 import subprocess
 from pathlib import Path
@@ -26,6 +28,21 @@ def drill(*args: str) -> dict:
     run = lab("--lab", NAME, "drill", "rotate-intermediate", "--json", *args)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     return json.loads(run.stdout)
+
+
+def drill_root() -> dict:
+    run = lab("--lab", NAME, "drill", "rotate-root", "--json")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    return json.loads(run.stdout)
+
+
+def in_primary(command: str) -> str:
+    return lab("--lab", NAME, "exec", "primary", "sh", "-c", command).stdout
+
+
+def fingerprint(pki_dir: Path, ca: str) -> str:
+    return subprocess.run(["openssl", "x509", "-in", str(pki_dir / "cas" / f"{ca}.crt"), "-noout", "-fingerprint",
+                           "-sha256"], capture_output=True, text=True, timeout=30).stdout.strip().split("=")[1]
 
 
 def trusted_subjects() -> list[str]:
@@ -64,6 +81,24 @@ def test_the_issuing_ca_renewed_in_waves_with_no_session_dropped(primary):
         assert sorted(p.name for p in (pki_dir / "hosts" / "primary-host").glob("*.cer")) == [
             "Acme-CA-Intermediate-3.cer", "Acme-CA-Root.cer"]
 
+        # A new root: cross-trust, endpoints then the primary moved, the old root out everywhere.
+        moved = drill_root()
+        assert moved["acted_on"] == ["Acme-CA-Root -> Acme-CA-Root-2", "Acme-CA-Intermediate-3 -> Acme-CA-Intermediate-4"]
+        assert [s["connected"] for s in moved["steps"]] == [2] * 6 and moved["dropped"] == []
+        server = in_primary("openssl s_client -connect localhost:2560 -servername primary-host -CAfile /pki/cacert.crt"
+                            " </dev/null 2>&1")
+        assert "Verify return code: 0 (ok)" in server and "i:O=Acme, CN=Acme-CA-Intermediate-4" in server
+        asked = server.split("Acceptable client certificate CA names")[1].split("Requested Signature")[0]
+        assert sorted(line for line in asked.splitlines() if "Acme" in line) == [
+            "O=Acme, CN=Acme-CA-Intermediate-4", "O=Acme, CN=Acme-CA-Root-2"]
+        cacerts = in_primary("/opt/safeqcloud/jre/bin/keytool -list -keystore /opt/safeqcloud/jre/lib/security/cacerts "
+                             "-storepass changeit")
+        assert fingerprint(pki_dir, "Acme-CA-Root-2") in cacerts and fingerprint(pki_dir, "Acme-CA-Root") not in cacerts
+        password = json.loads(lab("--lab", NAME, "pki", "show", "--json").stdout)["truststores"][0]["password"]
+        truststore = subprocess.run(["keytool", "-list", "-keystore", str(pki_dir / "hosts" / "gateway-host" / "acme-ca.pfx"),
+                                     "-storepass", password], capture_output=True, text=True, timeout=60).stdout
+        assert truststore.count("trustedCertEntry") == 1 and fingerprint(pki_dir, "Acme-CA-Root-2") in truststore
+
         # The doc's steps again on the rotated files: every endpoint still accepted on the new chain.
         again = lab("--lab", NAME, "up", "--no-build")
         assert again.returncode == 0, again.stderr[-3000:]
@@ -71,7 +106,7 @@ def test_the_issuing_ca_renewed_in_waves_with_no_session_dropped(primary):
         for host in HOSTS:
             rec = current_record(status["endpoints"], host) or {}
             assert (rec.get("decision"), rec.get("state"), rec.get("issuer")) == (
-                "accepted", "connected", "CN=Acme-CA-Intermediate-3,O=Acme")
+                "accepted", "connected", "CN=Acme-CA-Intermediate-4,O=Acme")
     finally:
         cleaned = lab("--lab", NAME, "clean", "--pki")
         assert cleaned.returncode == 0, cleaned.stderr

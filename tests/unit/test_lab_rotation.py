@@ -70,3 +70,23 @@ def test_the_report_ends_with_the_sessions_dropped_and_the_verdict():
     assert report.lines() == ["drill rotate-intermediate: Old -> New", "  before: 1/1 connected (0.1 s)",
                               "  sessions dropped: 1", "    a: not-trusted: PKIX path building failed",
                               "observed as expected"]
+
+
+LISTING = """Keystore type: JKS
+Keystore provider: SUN
+
+Your keystore contains 3 entries
+
+digicertglobalrootca [jdk], Apr 1, 2024, trustedCertEntry,
+Certificate fingerprint (SHA-256): 43:48:A0:E9
+mykey, Nov 28, 2026, trustedCertEntry,
+Certificate fingerprint (SHA-256): 8C:F9:3A:39
+cacert-acme-ca-root-2, Nov 28, 2026, trustedCertEntry,
+Certificate fingerprint (SHA-256): A8:EB:12:35
+"""
+
+
+def test_the_cacerts_alias_is_found_by_fingerprint_as_keytool_lists_it():
+    assert rotation.cacerts_alias(LISTING, "8C:F9:3A:39") == "mykey"
+    assert rotation.cacerts_alias(LISTING, "A8:EB:12:35") == "cacert-acme-ca-root-2"
+    assert rotation.cacerts_alias(LISTING, "00:11") is None

@@ -90,7 +90,7 @@ def test_unattended_install_conf_is_valid_shell(pki_tools, default_pki):
     assert proc.stdout == b"gateway-pfx-password|primary-host:2560"
 
 
-MANIFEST_KEYS = {"dir", "key_type", "cas", "issuing", "retired", "entities", "truststores", "ocsp"}
+MANIFEST_KEYS = {"dir", "key_type", "cas", "issuing", "issuing_chain", "retired", "entities", "truststores", "ocsp"}
 CA_KEYS = {"name", "subject", "der_path", "pem_path", "not_after", "serial"}
 ENTITY_KEYS = {
     "name", "role", "subject", "issuer", "serial", "not_before", "not_after", "status", "revocation",
@@ -104,6 +104,7 @@ def test_manifest_schema(default_pki):
     assert set(m) == MANIFEST_KEYS
     assert m["key_type"] == "ecdsa-p256"
     assert m["issuing"] == "Acme-CA-Intermediate" and m["retired"] == []
+    assert m["issuing_chain"] == ["Acme-CA-Root", "Acme-CA-Intermediate"]
     assert os.path.isabs(m["dir"])
     for ca in m["cas"]:
         assert set(ca) == CA_KEYS
