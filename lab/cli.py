@@ -19,7 +19,7 @@ from pki.cli import reports_errors as pki_reports_errors
 from pki.database import DB_PATH
 
 from . import admin, docker, engine, images, labstate, project, spec, status, topology
-from . import drills, portal as lab_portal, rotation, scale as lab_scale  # rotation: its drills
+from . import drills, portal as lab_portal, rotation, scale as lab_scale, swarmlab  # rotation: its drills
 from . import up as lab_up
 from .deadline import Deadline
 from .scenarios import cli as scenario_cli
@@ -115,13 +115,23 @@ main.add_command(scenario_cli.exercise)
                    "from the lab CA and log. Default: as the lab's last `up` (1 at first).")
 @click.option("--clients", type=click.IntRange(1, lab_scale.MAX), metavar="M",
               help="SAFEQ Cloud Clients, the same way (pcclient-host-2, ...).")
+@click.option("--engine", "engine_name", type=click.Choice(["compose", "swarm"]), default="compose", show_default=True,
+              help="swarm: deploy compose.yaml as a Docker Swarm stack (configs, secrets, overlay network).")
 @click.option("-v", "--verbose", is_flag=True, help="Show compose's and the builds' own output as it comes.")
 @reports_errors
 def up(policy: str | None, build: bool, timeout: int, java_security: str | None, spec_file: str | None, force: bool,
-       port: int | None, gateways: int | None, clients: int | None, verbose: bool) -> None:
+       port: int | None, gateways: int | None, clients: int | None, engine_name: str, verbose: bool) -> None:
     """Start the lab: PKI if missing (or a spec's files), images, primary setup steps, all services healthy."""
     if force and spec_file is None:
         raise click.UsageError("--force goes with --spec FILE (the lab's own PKI needs no doctor)")
+    if engine_name == "swarm":
+        if policy == "built-in" or spec_file or java_security or port:
+            raise click.UsageError("--engine swarm runs the lab's own PKI with the trusted CA policy, nothing "
+                                   "published: leave out --policy built-in, --spec, --java-security and --port")
+        swarmlab.run(build, timeout, verbose, counts={"gateway": gateways, "client": clients})
+        return
+    if swarmlab.is_swarm():
+        raise LabError("this lab runs as a swarm stack: `safeq-lab down` it first, or give --engine swarm")
     lab_up.run(policy, build, timeout, java_security, verbose=verbose, spec_file=spec_file, force=force, port=port,
                counts={"gateway": gateways, "client": clients})
 
@@ -144,6 +154,9 @@ def build(timeout: int, verbose: bool) -> None:
 def down(volumes: bool) -> None:
     """Stop and remove the lab's containers (the PKI stays)."""
     docker.preflight()
+    if swarmlab.is_swarm():
+        swarmlab.down(volumes)
+        return
     docker.compose("down", "--timeout", "2", *(["--volumes"] if volumes else []))
 
 

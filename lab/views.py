@@ -16,6 +16,7 @@ from rich.text import Text
 from safeqlab.records import current_record
 
 from . import labstate, status
+from .swarm import ENGINE_VAR
 
 console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -32,8 +33,9 @@ def cells(*values) -> list[Text]:
 
 def print_summary(result: dict) -> None:
     state = labstate.current()
-    table = Table(title=f"lab {labstate.name()}, primary on 127.0.0.1:{state.port}, "
-                        f"web portal on 127.0.0.1:{state.portal_port}")
+    where = (f"primary on 127.0.0.1:{state.port}, web portal on 127.0.0.1:{state.portal_port}"
+             if state.env.get(ENGINE_VAR) != "swarm" else "a swarm stack (nothing published)")
+    table = Table(title=f"lab {labstate.name()}, {where}")
     for col in ("service", "host", "port", "certificate subject", "issuer", "state"):
         table.add_column(col)
     for row in status.summary_rows(result):

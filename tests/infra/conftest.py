@@ -21,7 +21,7 @@ import pytest
 import testinfra
 
 from certkit.certs import fingerprint, load_cert_file
-from lab import engine, labstate, topology
+from lab import engine, labstate, swarmlab, topology
 from lab.errors import LabError
 from safeqlab.records import current_record
 
@@ -32,15 +32,17 @@ LAB = labstate.current()    # which files the running lab uses
 
 def pytest_collection_modifyitems(config, items):
     """test_z* files change the lab and put it back: `safeq-lab verify --quick` leaves them out.
-    On a spec's files, the checks that need the lab's own CA are not run."""
+    On a spec's files, the checks that need the lab's own CA are not run; on a swarm stack, those through
+    a published port."""
     for item in items:
         if item.path.name.startswith("test_z"):
             item.add_marker(pytest.mark.scenario)
-    if not LAB.own_pki:
-        left_out = [item for item in items if item.get_closest_marker("lab_pki")]
-        if left_out:
-            config.hook.pytest_deselected(items=left_out)
-            items[:] = [item for item in items if not item.get_closest_marker("lab_pki")]
+    # On a spec's files, the checks that need the lab's own CA; on a swarm stack, those through a published port.
+    markers = (["lab_pki"] if not LAB.own_pki else []) + (["published"] if swarmlab.is_swarm(LAB) else [])
+    left_out = [item for item in items if any(item.get_closest_marker(m) for m in markers)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -121,9 +123,11 @@ def service_of(host_name: str) -> str:
 
 
 def host(service: str):
-    """By container name, so a host stays valid when `up` recreates its container."""
-    container(service)
-    return testinfra.get_host(f"docker://{TOPOLOGY.service(service).container}")
+    """By container name, so a host stays valid when `up` recreates its container (a swarm task's
+    container has a name of its own: the running one's)."""
+    found = container(service)
+    name = found if swarmlab.is_swarm(LAB) else TOPOLOGY.service(service).container
+    return testinfra.get_host(f"docker://{name}")
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ def test_published_on_the_loopback_only():
     assert TOPOLOGY.service("portal").aliases == ()  # no name the lab's endpoints could call it by
 
 
+@pytest.mark.published
 def test_the_login_page_answers_and_the_rest_needs_a_session():
     base = lab_portal.url(LAB).rstrip("/")
     with urllib.request.urlopen(base + "/login", timeout=10) as resp:
@@ -68,6 +69,7 @@ def test_the_admin_api_is_not_on_the_lab_network(gateway):
     assert probe.rc != 0 and "ConnectionRefusedError" in probe.stderr
 
 
+@pytest.mark.published
 def test_garbage_on_the_portal_port_gets_a_clean_refusal():
     with socket.create_connection(("127.0.0.1", LAB.portal_port), timeout=10) as conn:
         conn.sendall(b"\x16\x03\x01\x00\xff" + b"\x00" * 64 + b"\r\n\r\n")
