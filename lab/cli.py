@@ -65,6 +65,9 @@ def quick_start() -> str:
     return "\n".join(lines)
 
 
+PKI_DIR_FOR = "SAFEQ_PKI_DIR_LAB"  # which lab the SAFEQ_PKI_DIR this command set is for
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(version(), "--version", prog_name="safeq-lab", message="%(prog)s %(version)s",
                       help="Print the version and exit.")
@@ -80,8 +83,11 @@ def main(ctx: click.Context, lab_name: str | None) -> None:
             labstate.name()
         except LabError as exc:
             raise click.BadParameter(str(exc), param_hint="--lab") from None
-        # `pki` commands act on this lab's PKI (build/labs/NAME/pki) unless SAFEQ_PKI_DIR says otherwise.
-        os.environ.setdefault("SAFEQ_PKI_DIR", str(project.pki_dir()))
+        # `pki` commands act on this lab's PKI (build/labs/NAME/pki) unless SAFEQ_PKI_DIR says otherwise;
+        # one this command set for another lab (a check `verify` started that runs a lab of its own) does not.
+        if "SAFEQ_PKI_DIR" not in os.environ or os.environ.get(PKI_DIR_FOR, lab_name) != lab_name:
+            os.environ["SAFEQ_PKI_DIR"] = str((project.lab_folder(lab_name) / "pki").resolve())
+            os.environ[PKI_DIR_FOR] = lab_name
     if ctx.invoked_subcommand is None:
         click.echo(quick_start())
 

@@ -73,6 +73,25 @@ def test_each_lab_has_its_own_generated_pki(monkeypatch):
     assert project.pki_dir() == Path("/srv/class-pki")
 
 
+def test_a_lab_named_on_the_command_line_uses_its_own_pki_not_one_set_for_another_lab(monkeypatch):
+    from click.testing import CliRunner
+    from lab import cli
+
+    def pki_dir_after(*env: tuple[str, str]) -> str:
+        for var in ("SAFEQ_PKI_DIR", cli.PKI_DIR_FOR, labstate.NAME_VAR):
+            monkeypatch.delenv(var, raising=False)
+        for var, value in env:
+            monkeypatch.setenv(var, value)
+        CliRunner().invoke(cli.main, ["--lab", "rot-09"])
+        return os.environ["SAFEQ_PKI_DIR"]
+
+    own = str((project.root() / "build" / "labs" / "rot-09" / "pki").resolve())
+    assert pki_dir_after() == own
+    # `--lab student-01 verify` set it for student-01: a check that runs `--lab rot-09` gets rot-09's.
+    assert pki_dir_after(("SAFEQ_PKI_DIR", "/b/labs/student-01/pki"), (cli.PKI_DIR_FOR, "student-01")) == own
+    assert pki_dir_after(("SAFEQ_PKI_DIR", "/srv/class-pki")) == "/srv/class-pki"  # the user's own choice
+
+
 def test_a_port_asked_for_must_be_free_or_the_labs_own(monkeypatch):
     monkeypatch.setenv(labstate.NAME_VAR, "student-07")
     monkeypatch.setattr(labstate, "names", lambda: [])
