@@ -18,7 +18,7 @@ import pki
 from pki.cli import reports_errors
 from safeqlab.records import current_record
 
-from . import admin, engine, project, topology
+from . import admin, engine, project, swarmlab, topology
 from .errors import LabError
 
 REVOKED = "OCSP: Certificate has been revoked"
@@ -96,6 +96,7 @@ def wait_for(report: Report, what: str, hosts: list[str], dropped: dict[str, tup
 
 
 def revoke(count: int, reason: str = "keyCompromise") -> Report:
+    swarmlab.require_compose("the revocation drill")
     topo = topology.load()
     by_host = endpoints(topo)
     hosts = sorted(by_host)

@@ -30,7 +30,7 @@ from certkit.certs import fingerprint, load_cert_file
 from pki.cli import reports_errors
 from safeqlab.records import current_record
 
-from . import admin, drills, engine, project, spec, steps, topology, up
+from . import admin, drills, engine, project, spec, steps, swarmlab, topology, up
 from .deadline import Deadline
 from .errors import LabError
 from .views import Phases
@@ -116,6 +116,7 @@ class Drill:
     """One run: the lab's endpoints, its PKI, the report; ``new`` is the CA the endpoints move to."""
 
     def __init__(self, kind: str):
+        swarmlab.require_compose(f"drill {kind}")
         self.by_host = drills.endpoints(topology.load())
         self.hosts = sorted(self.by_host)
         self.dir = project.pki_dir()

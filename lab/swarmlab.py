@@ -21,6 +21,14 @@ def is_swarm(state: labstate.LabState | None = None) -> bool:
     return (state or labstate.current()).env.get(swarm.ENGINE_VAR) == "swarm"
 
 
+def require_compose(what: str) -> None:
+    """Drills rewrite PKI files on this host that a compose lab's containers read as they change; a stack
+    carries them as immutable configs and secrets."""
+    if is_swarm():
+        raise LabError(f"{what} changes the PKI files the containers read from this host, and this lab runs as a "
+                       "swarm stack (its files are configs and secrets): run it on a lab started without --engine swarm")
+
+
 def require_manager() -> None:
     proc = docker.run_timed(["docker", "info", "--format", "{{.Swarm.ControlAvailable}}"], docker.QUICK,
                             capture_output=True, text=True)

@@ -104,3 +104,13 @@ def test_docker_itself_reads_the_stack_file(tmp_path, config):
     assert proc.returncode == 0, proc.stderr
     assert "endpoint_mode: dnsrr" in proc.stdout and "start_interval: 500ms" in proc.stdout
     assert json.loads(path.read_text())["services"]["gateway"]["image"] == "safeq-lab/gateway:latest"
+
+
+def test_the_drills_refuse_a_stack_whose_files_cannot_change(monkeypatch):
+    from lab import drills, rotation, swarmlab
+    monkeypatch.setattr(swarmlab, "is_swarm", lambda state=None: True)
+    with pytest.raises(LabError, match=r"^the revocation drill changes the PKI files .* runs as a swarm stack"):
+        drills.revoke(1)
+    for run in (lambda: rotation.rotate_intermediate(None, 2, False, False), lambda: rotation.rotate_root(None, None, 2)):
+        with pytest.raises(LabError, match=r"^drill rotate-(intermediate|root) changes the PKI files"):
+            run()
