@@ -149,7 +149,8 @@ def scaled(state: labstate.LabState, previous: labstate.LabState, counts: dict[s
     items = scale.extras({b: topo.service(b) for b in scale.BASES}, counts)
     issued = scale.issue_missing(state.files, items)
     if issued:
-        say(f"PKI: {len(issued)} more endpoint certificate(s) from the lab CA: {', '.join(issued)}")
+        named = ", ".join(issued[:5]) + (f" ... {issued[-1]}" if len(issued) > 5 else "")
+        say(f"PKI: {len(issued)} more endpoint certificate(s) from the lab CA: {named}")
     why = f"safeq-lab up --gateways {counts['gateway']} --clients {counts['client']}"
     drawn = None
     if "portal" in topo.names:  # the Lab page draws compose.yaml's hosts: the extras join them
