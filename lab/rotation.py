@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import click
 
@@ -81,18 +82,28 @@ def dropped(records: list[dict], refused: list[dict], since: str) -> list[str]:
 
 def not_moved_yet(records: list[dict], moved: list[str], new_ca: str) -> list[str]:
     """Moved hosts whose current record does not present a certificate from ``new_ca``."""
-    return [f"{h}: expected a certificate issued by {new_ca}, the primary sees {(current_record(records, h) or {}).get('issuer')}"
-            for h in moved if f"CN={new_ca}" not in ((current_record(records, h) or {}).get("issuer") or "")]
+    wrong = []
+    for host in moved:
+        issuer = (current_record(records, host) or {}).get("issuer")
+        if f"CN={new_ca}" not in (issuer or ""):
+            wrong.append(f"{host}: expected a certificate issued by {new_ca}, the primary sees {issuer}")
+    return wrong
+
+
+def _cer(name: str) -> Path:
+    return project.pki_dir() / "cas" / f"{name}.cer"
+
+
+def _sha(name: str) -> str:
+    return fingerprint(load_cert_file(_cer(name)))
 
 
 def _ca_file(name: str) -> dict:
-    path = project.pki_dir() / "cas" / f"{name}.cer"
-    return {"name": path.name, "data_base64": base64.b64encode(path.read_bytes()).decode("ascii")}
+    return {"name": _cer(name).name, "data_base64": base64.b64encode(_cer(name).read_bytes()).decode("ascii")}
 
 
 def _trusted(name: str) -> bool:
-    sha = fingerprint(load_cert_file(project.pki_dir() / "cas" / f"{name}.cer"))
-    return any(ca.get("sha256") == sha for ca in admin.lab_call("GET", "/api/v1/trusted-cas"))
+    return any(ca.get("sha256") == _sha(name) for ca in admin.lab_call("GET", "/api/v1/trusted-cas"))
 
 
 def _import(*names: str) -> None:
@@ -100,7 +111,7 @@ def _import(*names: str) -> None:
 
 
 def _remove(name: str) -> None:
-    admin.lab_call("DELETE", f"/api/v1/trusted-cas/{fingerprint(load_cert_file(project.pki_dir() / 'cas' / f'{name}.cer'))}")
+    admin.lab_call("DELETE", f"/api/v1/trusted-cas/{_sha(name)}")
 
 
 @dataclass
@@ -246,9 +257,8 @@ def _primary_steps(run: Drill, title: str, only_cacerts: bool = False) -> None:
 
 def _drop_from_cacerts(root: str) -> None:
     """The doc's keytool, the other way: the old root's entry deleted from the JRE's cacerts."""
-    sha = fingerprint(load_cert_file(project.pki_dir() / "cas" / f"{root}.cer"))
     store = f"-keystore {steps.q(steps.CACERTS)} -storepass changeit"
-    alias = cacerts_alias(engine.exec_sh("primary", f"{steps.q(steps.KEYTOOL)} -list {store}").stdout, sha)
+    alias = cacerts_alias(engine.exec_sh("primary", f"{steps.q(steps.KEYTOOL)} -list {store}").stdout, _sha(root))
     if alias is not None:
         engine.exec_sh("primary", f"{steps.q(steps.KEYTOOL)} -delete -alias {steps.q(alias)} {store}")
 

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from certkit.fsio import atomic_write
 from pki.export import mode_for
 
 from .errors import LabError
@@ -100,8 +101,6 @@ def stack_file(config: dict[str, Any], stack: str) -> dict[str, Any]:
 
 
 def write(folder: Path, stack: dict[str, Any]) -> Path:
-    from certkit.fsio import atomic_write
-
     path = folder / FILE
     atomic_write(path, (json.dumps(stack, indent=2, sort_keys=True) + "\n").encode())
     return path
