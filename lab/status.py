@@ -125,20 +125,33 @@ def summary_rows(status: dict, topo: topology.Topology | None = None) -> list[tu
 
 def wait_converged(timeout: float, expected_down: Collection[str] = ()) -> tuple[dict[str, str], dict[str, bool]]:
     """Until every running service passes its healthcheck at once (but the services in ``expected_down``,
-    whose connection the doctor foresaw refused), for at most ``timeout`` s.
+    whose connection the doctor foresaw refused), for at most ``timeout`` s. Between full rounds only the
+    containers that failed are checked again (each check is a process in a container that is starting),
+    and success is a full round in which all pass.
 
     Returns what still fails (service -> why) and the last result per container, for collect()."""
     deadline = time.monotonic() + timeout
+    passed: dict[str, bool] = {}
+    full = True
     while True:
         boxes = engine.containers(timeout=_within(deadline, engine.QUICK, 0.5))
+        todo = [box for box in boxes if box.running and (full or not passed.get(box.name))]
         checks = _gather({box.name: lambda box=box: engine.healthcheck_now(
-            box, _within(deadline, HEALTHCHECK_TIMEOUT, 0.5)) for box in boxes if box.running})
+            box, _within(deadline, HEALTHCHECK_TIMEOUT, 0.5)) for box in todo})
         failing, results = {}, {}
         for box in boxes:
-            ok, why = checks.get(box.name, (False, box.state))
+            kept = (True, "") if box.running and passed.get(box.name) else (False, box.state)
+            ok, why = checks.get(box.name, kept)
             results[box.name] = ok
             if not ok:
                 failing[box.service] = why or box.state
-        if not set(failing) - set(expected_down) or time.monotonic() > deadline:
+        passed = results
+        if not set(failing) - set(expected_down):
+            if full:
+                return failing, results
+            full = True  # the last ones passed: one round over all of them, at once
+            continue
+        if time.monotonic() > deadline:
             return failing, results
+        full = False
         time.sleep(0.5)

@@ -3,6 +3,7 @@ import json
 import sys
 import subprocess
 import threading
+from types import SimpleNamespace
 import time
 from pathlib import Path
 
@@ -167,23 +168,24 @@ def test_wait_converged_names_what_fails(lab):
     assert status.wait_converged(5) == ({}, {box.name: True for box in BOXES})
 
 
-def test_status_counts_endpoints_by_decision_and_reason_and_lists_them_with_all(lab, monkeypatch):
-    many = [{"id": f"g{i}", "name": f"gateway-host-{i}", "role": "gateway", "decision": "accepted", "state": "connected",
-             "reason": "chain verified", "last_seen": "2026-01-02T10:00:00+00:00"} for i in range(2, 12)]
-    many += [{"id": "c1", "name": "pcclient-host", "role": "client", "decision": "refused", "state": "disconnected",
-              "reason": "PKIX path building failed", "last_seen": "2026-01-02T10:00:00+00:00"},
-             # an older record of a reissued certificate: the host counts once, by its current record
-             {"id": "c0", "name": "pcclient-host", "role": "client", "decision": "accepted", "state": "disconnected",
-              "reason": "chain verified", "last_seen": "2026-01-01T10:00:00+00:00"},
-             {"id": "g1", "name": "gateway-host", "role": "gateway", "decision": "accepted", "state": "connected",
-              "reason": "chain verified", "last_seen": "2026-01-02T10:00:00+00:00"}]
-    from lab import views
-    assert views.endpoint_counts(many) == [(11, "gateway", "accepted", "chain verified"),
-                                          (1, "client", "refused", "PKIX path building failed")]
-    monkeypatch.setattr(sys.modules[__name__], "ENDPOINTS", many)
-    lab()
-    out = CliRunner().invoke(main, ["status"]).stdout
-    assert "endpoints by decision and reason" in out and "endpoints known to the primary" not in out
-    assert "13 endpoint records: `safeq-lab status --all` lists them" in out
-    listed = CliRunner().invoke(main, ["status", "--all"]).stdout
-    assert "endpoints known to the primary" in listed and "gateway-host-11" in listed
+def test_wait_converged_checks_again_only_what_failed_then_all_at_once(lab, monkeypatch):
+    fake = lab(failing={"gateway"})
+    rounds, listed = [], fake.containers
+
+    def containers(service=None, timeout=engine.QUICK):  # each round lists the containers once
+        if fake.calls or rounds:
+            rounds.append(sorted(c[0] for c in fake.calls))
+            fake.calls.clear()
+        if len(rounds) == 2:
+            fake.failing.clear()  # the gateway connects
+        return listed(service, timeout)
+
+    monkeypatch.setattr(engine, "containers", containers)
+    monkeypatch.setattr(status, "time", SimpleNamespace(monotonic=time.monotonic, sleep=lambda s: None))
+    failing, results = status.wait_converged(30)
+    assert failing == {} and all(results.values())
+    everyone = sorted(box.service for box in BOXES)
+    # A full round, the gateway alone while it fails, the gateway alone again (now it passes), then
+    # everyone at once.
+    assert rounds == [everyone, ["gateway"], ["gateway"]]
+    assert sorted(c[0] for c in fake.calls) == everyone
