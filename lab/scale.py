@@ -116,13 +116,10 @@ def render(items: list[Extra], compose_file: Path, why: str, portal: str | None 
 def issue_missing(pki_dir: Path, items: list[Extra]) -> list[str]:
     """Each extra endpoint's certificate from the lab CA (once: an existing one is kept)."""
     known = {e["name"] for e in pki.load_manifest(pki_dir)["entities"]}
-    issued = []
-    for extra in items:
-        for host in extra.hosts:
-            if host not in known:
-                pki.issue(pki_dir, host, extra.base)
-                issued.append(host)
-    return issued
+    missing = [(host, extra.base) for extra in items for host in extra.hosts if host not in known]
+    if missing:  # one transaction: opening the PKI checks every certificate in it, once
+        pki.issue_many(pki_dir, [(host, role, (), None) for host, role in missing])
+    return [host for host, _ in missing]
 
 
 def write(folder: Path, items: list[Extra], compose_file: Path, why: str, portal: str | None = None) -> Path | None:

@@ -8,9 +8,9 @@ operations and :mod:`pki.manifest` for the JSON contract.
 """
 from __future__ import annotations
 
-from .builder import LabPKI, exists, init_pki, issue, load_manifest, reissue, revoke
+from .builder import LabPKI, exists, init_pki, issue, issue_many, load_manifest, reissue, revoke
 from .errors import PKIError
 from .rotation import add_ca, retire, set_issuing
 
-__all__ = ["LabPKI", "PKIError", "add_ca", "exists", "init_pki", "issue", "load_manifest", "reissue", "retire",
+__all__ = ["LabPKI", "PKIError", "add_ca", "exists", "init_pki", "issue", "issue_many", "load_manifest", "reissue", "retire",
            "revoke", "set_issuing"]

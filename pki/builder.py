@@ -150,27 +150,39 @@ class LabPKI:
 
     # -- issue / reissue ---------------------------------------------------------
     def issue(self, name: str, role: str, sans: Iterable[str] = (), password: str | None = None) -> dict[str, Any]:
-        host = names.host_name(name)
-        if host == ocsp.OCSP_HOST:
-            raise PKIError(f"the name {host!r} is reserved for the OCSP responder's folder hosts/{host}/; pick another name")
-        profiles.check_role(role)
-        general = _sans(host, sans)
-        if password is not None:
-            passwords.check(password)
+        return self.issue_many([(name, role, tuple(sans), password)])
+
+    def issue_many(self, requests: Iterable[tuple[str, str, Iterable[str], str | None]]) -> dict[str, Any]:
+        """New hosts (name, role, SANs, password or None) in one transaction: all or none; every request is
+        checked before anything is written, and the PKI is opened once (`up --clients 200`)."""
+        wanted = []
+        for name, role, sans, password in requests:
+            host = names.host_name(name)
+            if host == ocsp.OCSP_HOST:
+                raise PKIError(f"the name {host!r} is reserved for the OCSP responder's folder hosts/{host}/; pick another name")
+            if host in (w[0] for w in wanted):
+                raise PKIError(f"the host {host!r} is asked for twice; give each host once")
+            profiles.check_role(role)
+            if password is not None:
+                passwords.check(password)
+            wanted.append((host, role, _sans(host, sans), password))
         with locked(self.root.parent):
             db, cas = self._open()
-            existing = db.entity(host)
-            if existing is not None:
-                raise PKIError(
-                    f"an entity named {host!r} already exists (role {existing['role']}); pick another "
-                    f"name, or run `safeq-lab pki reissue {host}` for a fresh certificate"
-                )
-            settings = db.settings
-            if password is None:
-                password = passwords.random_password() if settings.random_passwords else passwords.default_entity_password(host, role)
-            record, files = self._new_entity(db, cas, host, role, general, password, _now())
-            db.add_entity(record)
-            self._commit_entity(db, cas, host, files)
+            for host, _, _, _ in wanted:
+                existing = db.entity(host)
+                if existing is not None:
+                    raise PKIError(
+                        f"an entity named {host!r} already exists (role {existing['role']}); pick another "
+                        f"name, or run `safeq-lab pki reissue {host}` for a fresh certificate"
+                    )
+            settings, now, writers = db.settings, _now(), []
+            for host, role, general, password in wanted:
+                if password is None:
+                    password = passwords.random_password() if settings.random_passwords else passwords.default_entity_password(host, role)
+                record, files = self._new_entity(db, cas, host, role, general, password, now)
+                db.add_entity(record)
+                writers.append((host, files))
+            self._commit_entities(db, cas, writers)
             return manifest.build(db, self.root)
 
     def reissue(self, name: str) -> dict[str, Any]:
@@ -198,7 +210,7 @@ class LabPKI:
                           subject=old_cert.subject.rfc4514_string())
             for key in ("serial", "cert_pem", "key_type", "issuer", "key_file"):
                 ent[key] = record[key]
-            self._commit_entity(db, cas, host, files)
+            self._commit_entities(db, cas, [(host, files)])
             return manifest.build(db, self.root)
 
     def _new_entity(self, db: CADatabase, cas: list[CertificateAuthority], name: str, role: str,
@@ -238,11 +250,14 @@ class LabPKI:
 
         return record, files
 
-    def _commit_entity(self, db: CADatabase, cas: list[CertificateAuthority], name: str, files) -> None:
+    def _commit_entities(self, db: CADatabase, cas: list[CertificateAuthority], writers: list[tuple[str, Any]]) -> None:
+        """Each (name, files writer) staged, then the records: one transaction."""
+        truststore = self._truststore_bytes(db, cas)
         with Transaction() as txn:
-            edir = txn.stage_dir(self.root / "entities" / name)
-            hdir = txn.stage_dir(self.root / "hosts" / name, in_place=True)
-            files(edir, hdir, self._truststore_bytes(db, cas))
+            for name, files in writers:
+                edir = txn.stage_dir(self.root / "entities" / name)
+                hdir = txn.stage_dir(self.root / "hosts" / name, in_place=True)
+                files(edir, hdir, truststore)
             self._stage_records(txn, db)
             txn.commit()
         export.tighten_secrets(self.root)
@@ -350,6 +365,10 @@ def load_manifest(dir: Path | str) -> dict[str, Any]:
 
 def issue(dir: Path | str, name: str, role: str, sans: Iterable[str] = (), password: str | None = None) -> dict[str, Any]:
     return LabPKI(dir).issue(name, role, sans, password)
+
+
+def issue_many(dir: Path | str, requests: Iterable[tuple[str, str, Iterable[str], str | None]]) -> dict[str, Any]:
+    return LabPKI(dir).issue_many(requests)
 
 
 def revoke(dir: Path | str, name: str, reason: str = "unspecified") -> dict[str, Any]:

@@ -165,3 +165,18 @@ def test_a_new_root_is_trusted_beside_the_old_one_then_alone(tmp_path):
                    str(root / "cas" / f"{NEW_UNDER_ROOT}.crt"), str(leaf)).returncode == 0
     with pytest.raises(pki.PKIError, match="a root signs itself: give --root or --under, not both"):
         pki.add_ca(root, "Other", under=NEW_ROOT, root=True)
+
+
+def test_many_hosts_are_issued_in_one_transaction_all_or_none(tmp_path):
+    root = Path(pki.init_pki(tmp_path / "pki")["dir"])
+    manifest = pki.issue_many(root, [("pcclient-host-2", "client", (), None), ("gateway-host-2", "gateway", ("10.0.0.2",), None)])
+    assert [e["name"] for e in manifest["entities"]][-2:] == ["pcclient-host-2", "gateway-host-2"]
+    for host in ("pcclient-host-2", "gateway-host-2"):
+        assert openssl("verify", "-CAfile", str(root / "cas" / f"{ROOT}.crt"), "-untrusted", str(root / "cas" / f"{OLD}.crt"),
+                       str(root / "entities" / host / f"{host}.crt")).returncode == 0
+    before = tree_state(root)
+    with pytest.raises(pki.PKIError, match="an entity named 'gateway-host-2' already exists"):
+        pki.issue_many(root, [("pcclient-host-3", "client", (), None), ("gateway-host-2", "gateway", (), None)])
+    with pytest.raises(pki.PKIError, match="the host 'pcclient-host-3' is asked for twice"):
+        pki.issue_many(root, [("pcclient-host-3", "client", (), None), ("PCclient-host-3", "client", (), None)])
+    assert tree_state(root) == before  # nothing of a refused batch is written
