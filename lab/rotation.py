@@ -193,6 +193,9 @@ class Drill:
 
 def rotate_intermediate(new_ca: str | None, wave_count: int, too_early: bool, issuing_only: bool) -> Report:
     run = Drill("rotate-intermediate")
+    if run.old == run.root:
+        raise LabError(f"the root {run.root} issues the entities itself (a PKI made with --intermediates 0): there "
+                       "is no intermediate to rotate; `safeq-lab drill rotate-root` renews the root")
     run.new = new_ca or next_name(run.old, run.names)
     run.report.acted_on = [f"{run.old} -> {run.new}"]
     if not run.start(wave_count):

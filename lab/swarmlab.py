@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from . import docker, engine, images, labstate, project, status, steps, swarm, topology, up
+from . import docker, engine, images, labstate, status, steps, swarm, topology, up
 from .deadline import Deadline
 from .errors import LabError
 from .views import Phases, print_summary, say
@@ -37,7 +37,7 @@ def require_manager() -> None:
 
 
 def deploy(phases: Phases, deadline: Deadline) -> None:
-    config = topology._config(project.root(), docker.env())
+    config = topology.config()
     path = swarm.write(labstate.folder(), swarm.stack_file(config, topology.load().project))
     with deadline.at("docker stack deploy"), phases.phase(f"stack deployed ({path.name}: configs, secrets, overlay network)"):
         phases.show(docker.run(["docker", "stack", "deploy", "--detach=true", "--prune", "--compose-file", str(path),
@@ -55,7 +55,7 @@ def wait_primary(deadline: Deadline, phases: Phases) -> None:
 
 
 def run(build: bool, timeout: float, verbose: bool = False, counts: dict | None = None) -> None:
-    """The lab's own PKI (or its last spec's files) as a stack, the trusted CA policy set up as the doc says."""
+    """The lab's own PKI as a stack, the trusted CA policy set up as the doc says."""
     deadline, phases = Deadline(timeout), Phases(verbose)
     docker.preflight()
     require_manager()
@@ -100,7 +100,7 @@ def down(volumes: bool, timeout: float = 60, keep_engine: bool = False) -> None:
             raise LabError(f"the stack {name}'s network {network} is still there after {timeout:.0f} s")
         time.sleep(0.5)
     if volumes:
-        engine.remove_volumes([f"{name}_{v}" for v in topology._config(project.root(), docker.env()).get("volumes", {})])
+        engine.remove_volumes([f"{name}_{v}" for v in topology.config().get("volumes", {})])
     if not keep_engine:
         state = labstate.current()
         labstate.save(replace(state, env={k: v for k, v in state.env.items() if k != swarm.ENGINE_VAR}))

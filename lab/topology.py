@@ -157,6 +157,11 @@ def load() -> Topology:
     return _cache[key]
 
 
+def config() -> dict:
+    """compose.yaml (and the lab's override) as `docker compose config` resolves it for the lab."""
+    return _config(project.root(), docker.env())
+
+
 def _config(root: Path, env: dict[str, str]) -> dict:
     argv = ["docker", "compose", *docker.compose_files(root, env), "config", "--format", "json"]
     proc = docker.run_timed(argv, CONFIG_TIMEOUT, what="docker compose config", cwd=root, env=env,

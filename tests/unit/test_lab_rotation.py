@@ -90,3 +90,16 @@ def test_the_cacerts_alias_is_found_by_fingerprint_as_keytool_lists_it():
     assert rotation.cacerts_alias(LISTING, "8C:F9:3A:39") == "mykey"
     assert rotation.cacerts_alias(LISTING, "A8:EB:12:35") == "cacert-acme-ca-root-2"
     assert rotation.cacerts_alias(LISTING, "00:11") is None
+
+
+def test_a_pki_without_an_intermediate_has_none_to_rotate(tmp_path, monkeypatch):
+    import pki
+    from lab import drills, project, swarmlab, topology
+    pki_dir = tmp_path / "pki"
+    pki.init_pki(pki_dir, intermediates=0)
+    monkeypatch.setattr(project, "pki_dir", lambda: pki_dir)
+    monkeypatch.setattr(swarmlab, "is_swarm", lambda state=None: False)
+    monkeypatch.setattr(topology, "load", lambda: None)
+    monkeypatch.setattr(drills, "endpoints", lambda topo: {"gateway-host": ("gateway", "gateway")})
+    with pytest.raises(LabError, match="the root Acme-CA-Root issues the entities itself .* drill rotate-root"):
+        rotation.rotate_intermediate(None, 1, False, False)
