@@ -6,6 +6,7 @@ file ourselves would hide exactly the mistakes the lab is for.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -22,6 +23,10 @@ _PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re
 
 class StoreError(Exception):
     """A store Java would not load; the message is what the lab logs."""
+
+
+class _Refused(StoreError):
+    """keytool refused the store itself (its verdict, kept with the store's other verdicts)."""
 
 
 @dataclass
@@ -46,12 +51,52 @@ def _check_readable(path: str) -> None:
 Keytool = str | Sequence[str]  # the keytool binary, or a command that runs one (e.g. in a container)
 
 
+# keytool's verdict per store as it is on disk: a gateway asks again at each reconnect, and a JVM start
+# costs more than a second of CPU. The key is the file's identity, size, mtime and ctime (chmod, chown)
+# and the password's digest, so any change to what keytool would judge asks it again.
+_VERDICTS: dict[tuple, list[Entry] | StoreError] = {}
+_VERDICTS_MAX = 64
+
+
+def _verdict_key(path: str, password: str, storetype: str, prefix: list[str]) -> tuple:
+    st = os.stat(path)
+    digest = hashlib.sha256(password.encode("utf-8", "surrogatepass")).hexdigest()
+    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest, storetype, tuple(prefix))
+
+
 def list_entries(path: str, password: str, storetype: str = "PKCS12", keytool: Keytool = KEYTOOL) -> list[Entry]:
-    """The store's entries as keytool lists them; the password goes in the environment
-    variable SAFEQ_STOREPASS (a ``keytool`` command running elsewhere must pass it on)."""
+    """The store's entries as keytool lists them (once per store as it is on disk: ``_VERDICTS``); the
+    password goes in the environment variable SAFEQ_STOREPASS (a ``keytool`` command running elsewhere
+    must pass it on)."""
     _check_readable(path)
-    env = dict(os.environ, SAFEQ_STOREPASS=password)
     prefix = [keytool] if isinstance(keytool, str) else list(keytool)
+    key = _verdict_key(path, password, storetype, prefix)
+    known = _VERDICTS.get(key)
+    if isinstance(known, StoreError):
+        raise StoreError(str(known))
+    if known is not None:
+        return _copies(known)
+    try:
+        entries = _ask_keytool(path, password, storetype, prefix)
+    except _Refused as exc:  # keytool's own verdict on the store (not a keytool that is missing or hung)
+        _remember(key, exc)
+        raise
+    _remember(key, entries)
+    return _copies(entries)
+
+
+def _copies(entries: list[Entry]) -> list[Entry]:
+    return [Entry(e.alias, e.kind, list(e.certs)) for e in entries]
+
+
+def _remember(key: tuple, verdict) -> None:
+    if len(_VERDICTS) >= _VERDICTS_MAX:
+        _VERDICTS.pop(next(iter(_VERDICTS)))
+    _VERDICTS[key] = verdict
+
+
+def _ask_keytool(path: str, password: str, storetype: str, prefix: list[str]) -> list[Entry]:
+    env = dict(os.environ, SAFEQ_STOREPASS=password)
     cmd = [*prefix, "-list", "-rfc", "-keystore", path, "-storepass:env", "SAFEQ_STOREPASS"]
     if storetype:
         cmd += ["-storetype", storetype]
@@ -63,7 +108,7 @@ def list_entries(path: str, password: str, storetype: str = "PKCS12", keytool: K
         raise StoreError(f"keytool did not answer within 60 s for {path}") from None
     if proc.returncode != 0:
         text = (proc.stdout + proc.stderr).strip().splitlines()
-        raise StoreError(java_words(text[-1]) if text else f"keytool exited {proc.returncode}")
+        raise _Refused(java_words(text[-1]) if text else f"keytool exited {proc.returncode}")
     return parse_list_rfc(proc.stdout)
 
 
