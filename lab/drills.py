@@ -11,6 +11,7 @@ import json
 import shlex
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import click
 
@@ -85,14 +86,19 @@ def observe(records: list[dict], hosts: list[str], dropped: dict[str, tuple[str,
     return seen, wrong
 
 
-def wait_for(report: Report, what: str, hosts: list[str], dropped: dict[str, tuple[str, str]]) -> None:
+def wait_for(report: Report, what: str, hosts: list[str], dropped: dict[str, tuple[str, str]],
+             also: Callable[[list[dict]], list[str]] = lambda records: [], interval: float = 1.0) -> None:
+    """Until the primary shows what observe() expects and ``also(records)`` finds nothing wrong (or WAIT
+    passed); one step of the report."""
     began = time.monotonic()
     while True:
-        seen, wrong = observe(admin.lab_call("GET", "/api/v1/endpoints"), hosts, dropped)
+        records = admin.lab_call("GET", "/api/v1/endpoints")
+        seen, wrong = observe(records, hosts, dropped)
+        wrong += also(records)
         if not wrong or time.monotonic() - began > WAIT:
             report.step(what, seen, wrong, time.monotonic() - began)
             return
-        time.sleep(1)
+        time.sleep(interval)
 
 
 def revoke(count: int, reason: str = "keyCompromise") -> Report:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -152,17 +151,9 @@ class Drill:
         return self.report.ok
 
     def wait(self, what: str, drops: dict | None = None, moved: list[str] = (), extra=lambda: []) -> None:
-        """Until the primary shows ``drops`` dropped, every other endpoint connected, each moved one on
-        the new chain and ``extra()`` nothing wrong (or drills.WAIT passed); one step of the report."""
-        began = time.monotonic()
-        while True:
-            records = admin.lab_call("GET", "/api/v1/endpoints")
-            seen, wrong = drills.observe(records, self.hosts, drops or {})
-            wrong += not_moved_yet(records, list(moved), self.new) + extra()
-            if not wrong or time.monotonic() - began > drills.WAIT:
-                self.report.step(what, seen, wrong, time.monotonic() - began)
-                return
-            time.sleep(0.5)
+        """drills.wait_for, and each moved endpoint on the new chain and ``extra()`` nothing wrong."""
+        drills.wait_for(self.report, what, self.hosts, drops or {}, interval=0.5,
+                        also=lambda records: not_moved_yet(records, list(moved), self.new) + extra())
 
     def add(self, name: str, **where) -> None:
         """A new CA in the PKI, the responder restarted to answer for it (it reads its issuers at start)."""
