@@ -18,6 +18,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 KEYTOOL = os.environ.get("SAFEQ_KEYTOOL", "keytool")
+# keytool's own JVM, started for one short listing: the client compiler only and the serial collector
+# start it about a fifth faster; they change no verdict.
+KEYTOOL_JVM = ("-J-XX:TieredStopAtLevel=1", "-J-XX:+UseSerialGC")
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
@@ -97,7 +100,7 @@ def _remember(key: tuple, verdict) -> None:
 
 def _ask_keytool(path: str, password: str, storetype: str, prefix: list[str]) -> list[Entry]:
     env = dict(os.environ, SAFEQ_STOREPASS=password)
-    cmd = [*prefix, "-list", "-rfc", "-keystore", path, "-storepass:env", "SAFEQ_STOREPASS"]
+    cmd = [*prefix, *KEYTOOL_JVM, "-list", "-rfc", "-keystore", path, "-storepass:env", "SAFEQ_STOREPASS"]
     if storetype:
         cmd += ["-storetype", storetype]
     try:

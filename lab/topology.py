@@ -36,6 +36,7 @@ class Service:
     pki_mount: str | None          # the bind source relative to the PKI dir, e.g. hosts/primary-host
     image: str | None = None       # e.g. safeq-lab/gateway:latest: what the service runs
     volumes: tuple[tuple[str, str], ...] = ()  # named volumes: (volume, target), e.g. ("gateway-data", "/var/lib/...")
+    depends_on: tuple[str, ...] = ()  # the services compose starts before it
 
     @property
     def role(self) -> str:
@@ -66,6 +67,16 @@ class Topology:
     @property
     def names(self) -> list[str]:
         return [s.name for s in self.services]
+
+    def started_with(self, name: str) -> set[str]:
+        """``name`` and every service compose starts before it (depends_on, followed through)."""
+        found, todo = set(), [name]
+        while todo:
+            current = todo.pop()
+            if current not in found:
+                found.add(current)
+                todo.extend(self.service(current).depends_on)
+        return found
 
     def service(self, name: str) -> Service:
         for svc in self.services:
@@ -116,7 +127,8 @@ def _service(project_name: str, name: str, cfg: dict, pki_dir: Path) -> Service:
                    exposed=tuple(str(e) for e in cfg.get("expose") or []),
                    pki_mount=_pki_mount(cfg.get("volumes"), pki_dir), image=cfg.get("image"),
                    volumes=tuple((v["source"], v["target"]) for v in cfg.get("volumes") or []
-                                 if v.get("type") == "volume" and v.get("source")))
+                                 if v.get("type") == "volume" and v.get("source")),
+                   depends_on=tuple(cfg.get("depends_on") or ()))
 
 
 def _place(name: str, listed: list[str]) -> tuple:

@@ -224,7 +224,7 @@ def run(policy: str | None, build: bool, timeout: float, java_security_file: str
     if policy == "trusted-ca":
         todo = steps.primary_steps(plan.mounted, primary_host_dir(plan.files, topo))
         apply_primary_steps(todo, deadline, phases, "primary server setup: the doc's steps, as typed")
-        converge(deadline, phases, refused_services(plan.connections, topo))
+        converge(deadline, phases, topo, refused_services(plan.connections, topo))
         show_portal()
         print_validation(topo)
     else:
@@ -245,14 +245,18 @@ def refused_services(connections: list, topo: topology.Topology) -> dict[str, st
             if not c.connects and c.host in by_host}
 
 
-def converge(deadline: Deadline, phases: Phases, expected_down: dict[str, str] | None = None) -> None:
+def converge(deadline: Deadline, phases: Phases, topo: topology.Topology,
+             expected_down: dict[str, str] | None = None) -> None:
     expected_down = expected_down or {}
+    rest = [name for name in topo.names if name not in topo.started_with("primary")]
     with deadline.at("starting gateway and client"), phases.phase("endpoints: gateway and client started, the portal"):
         # Not `--wait`: a gateway reconnecting after the primary's restart may read unhealthy for a
         # moment; the services' own healthchecks, run now, are the verdict.
+        # --no-deps and the services named: started while the restarted primary loads its keystore, not
+        # once its check passes (compose.yaml's depends_on); they retry until it listens, as Java's do.
         # --remove-orphans: the extra gateways and clients a smaller `--gateways/--clients` left out
-        phases.show(docker.compose("up", "-d", "--no-build", "--remove-orphans", timeout=deadline.left(),
-                                   quiet=phases.quiet))
+        phases.show(docker.compose("up", "-d", "--no-build", "--no-deps", "--remove-orphans", *rest,
+                                   timeout=deadline.left(), quiet=phases.quiet))
     with deadline.at("waiting until every service is healthy"), \
             phases.phase("healthy: every service passes its own check"):
         failing, health_now = status.wait_converged(deadline.left(), expected_down)

@@ -129,6 +129,27 @@ def test_file_names_are_quoted_in_every_primary_step(manifest, tmp_path, monkeyp
     ]
 
 
+def test_a_cacerts_as_the_image_ships_it_needs_no_keytool_to_know_the_ca_is_missing(manifest, tmp_path, monkeypatch):
+    _, host_dir = manifest
+    mount, conf, env = fake_container(tmp_path, host_dir, monkeypatch)
+    cacerts = tmp_path / "jre security" / "cacerts"
+    cacerts.parent.mkdir()
+    cacerts.write_bytes(b"as shipped")
+    shipped = tmp_path / "cacerts.sha256"
+    shipped.write_text(subprocess.run(["sha256sum", str(cacerts)], capture_output=True, text=True, check=True).stdout)
+    monkeypatch.setattr(steps, "CACERTS_SHIPPED", str(shipped))
+    (step,) = steps.cacerts_steps((mount / "cacert.crt",), mount)
+    log = Path(env["ARGV_LOG"])
+
+    def unless() -> int:
+        return subprocess.run(["sh", "-c", step.unless], env=env, capture_output=True).returncode
+
+    assert unless() != 0 and not log.exists()  # not imported yet, and no keytool asked
+    cacerts.write_bytes(b"changed since")
+    assert unless() != 0  # the recorder lists nothing: keytool was asked, the CA is not in its list
+    assert [json.loads(line)[:2] for line in log.read_text().splitlines()] == [["keytool", "-list"]]
+
+
 def test_ordinary_names_read_as_the_doc_types_them(manifest):
     data, host_dir = manifest
     commands = [s.command for s in steps.primary_steps(data, host_dir)]

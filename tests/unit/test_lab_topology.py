@@ -115,9 +115,15 @@ def test_primary_service_in_full(topo):
     assert topo.service("primary") == topology.Service(
         name="primary", container="safeq-lab-primary-1", hostname="primary-host", aliases=("primary-host",),
         ports=(topology.Port("127.0.0.1", "2560", 2560, "tcp"),), exposed=(), pki_mount="hosts/primary-host",
-        image="safeq-lab/primary:latest", volumes=(("primary-data", "/var/lib/safeqcloud"),))
+        image="safeq-lab/primary:latest", volumes=(("primary-data", "/var/lib/safeqcloud"),), depends_on=("ocsp",))
     assert topo.service("primary").role == "primary"
     assert topo.service("primary").port == "2560"
+
+
+def test_what_compose_starts_with_a_service(topo):
+    assert topo.started_with("primary") == {"primary", "ocsp"}
+    assert topo.started_with("gateway") == {"gateway", "primary", "ocsp"}
+    assert topo.started_with("ocsp") == {"ocsp"}
 
 
 def test_pki_mounts_are_relative_to_the_pki_dir(topo):

@@ -17,8 +17,10 @@ from lab.views import TAIL, Phases, fold, validation_commands
 
 TOPO = topology.parse({"name": "safeq-lab", "services": {
     "primary": {"hostname": "primary-host", "ports": [{"host_ip": "127.0.0.1", "published": "2560", "target": 2560}],
-                "volumes": [{"type": "bind", "source": "/p/hosts/primary-host"}]},
-    "gateway": {"hostname": "gateway-host"}, "client": {"hostname": "pcclient-host"}}}, Path("/p"))
+                "volumes": [{"type": "bind", "source": "/p/hosts/primary-host"}], "depends_on": {"ocsp": {}}},
+    "ocsp": {"hostname": "ocsp-host"},
+    "gateway": {"hostname": "gateway-host", "depends_on": {"primary": {"condition": "service_healthy"}}},
+    "client": {"hostname": "pcclient-host"}}}, Path("/p"))
 
 # `docker compose up -d` through a pipe (compose 2.2x), then its terminal form
 CHATTER = """\
@@ -215,6 +217,10 @@ def test_up_shows_each_phase_folds_compose_and_ends_with_the_docs_check(fake_lab
         "==> endpoints: gateway and client started, the portal",
         "==> healthy: every service passes its own check"]
     assert "    primary# cp /pki/primary-host.pfx /opt/safeqcloud/conf/primary-host.pfx" in result.stderr
+    # The endpoints start while the restarted primary loads its keystore, not once compose saw it healthy.
+    assert [args for kind, args, _ in fake_lab if kind == "compose" and args[0] == "up"] == [
+        ("up", "-d", "--no-build", "primary"),
+        ("up", "-d", "--no-build", "--no-deps", "--remove-orphans", "client", "gateway")]
     assert "Container" not in result.stderr and result.stderr.count(fold(CHATTER)[0]) == 2
     assert all(quiet for _, _, quiet in fake_lab)
     assert "web portal: http://127.0.0.1:" in result.stdout.splitlines()[-4]  # before the doc's check

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from certkit import fsio
-from .health import healthy
+from .health import answer, healthy, status_json
 
 HOME = Path("/ProgramData/safeqclientcore")  # mirrors C:\\ProgramData\\safeqclientcore
 DATA = Path("/var/lib/safeqclient")          # the service's data: setup choices, built-in certificate
@@ -79,10 +79,15 @@ def report(names: list[str], command: str, as_json: bool) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """safeq-client: a container of several installs answers its healthcheck and status from these files
-    alone (it runs every few seconds while a lab starts); every other command is safeqlab.client's."""
+    """safeq-client: the healthcheck (and a container of several installs its status) is answered from
+    these files alone (it runs every few seconds while a lab starts); every other command is
+    safeqlab.client's."""
     several = hosts()
     if several and argv in (["health"], ["status"], ["status", "--json"]):
         return report(several, argv[0], "--json" in argv)
+    if not several and argv == ["health"]:
+        return answer(OWN.status)
+    if not several and argv == ["status", "--json"]:
+        return status_json(OWN.status)
     from .client import main as client_main  # TLS and crypto: only when needed
     return client_main(argv)

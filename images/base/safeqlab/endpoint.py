@@ -36,7 +36,7 @@ try:
 except (ImportError, AttributeError):  # hosts without pyOpenSSL (unit tests); the images have python3-openssl
     SSL = None
 
-BACKOFF = (1, 2, 4, 8, 10)
+BACKOFF = (0.5, 0.5, 1, 2, 4, 8, 10)  # short first retries: an endpoint started while the primary restarts
 PENDING_RETRY = 2
 
 

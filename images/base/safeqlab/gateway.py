@@ -11,6 +11,7 @@ import argparse
 import functools
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cryptography import x509
@@ -19,9 +20,10 @@ from certkit import javastore
 from certkit.certs import common_name
 from . import service, util
 from .endpoint import Identity, Refused, SetupError
+from .health import GATEWAY_STATE
 from .ocspcheck import FAIL_MODES, OcspChecker
 
-STATE = "/run/safeq-gateway/state.json"
+STATE = GATEWAY_STATE
 LOG = "/var/log/safeq-gateway/gateway.log"
 BUILTIN_DIR = "/var/lib/safeq-gateway/builtin"
 ADDRESS = "HCP_PRIMARY_SERVER_ADDRESS"
@@ -63,13 +65,16 @@ def make_identity(path: str) -> Identity:
     """Re-read on every attempt, so a fixed file is picked up by the next reconnect."""
     s = read_settings(path)
     truststore = s["HCP_DEFAULT_TRUSTSTORE"]
-    try:
-        store = javastore.load_keystore(s["HCP_DEFAULT_KEYSTORE"], s["HCP_DEFAULT_KEYSTORE_PASSWORD"])
-        # The truststore's trustedCertEntry certificates only, as the JRE reads it. None at all is
-        # no setup error to Java: its trust manager refuses the primary in the handshake.
-        anchors = javastore.trusted_certs(javastore.list_entries(truststore, s["HCP_DEFAULT_TRUSTSTORE_PASSWORD"]))
-    except javastore.StoreError as exc:
-        raise SetupError(str(exc)) from None
+    # Both stores at once (a keytool JVM each); the keystore's error is told first, as when read in turn.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        listed = pool.submit(javastore.list_entries, truststore, s["HCP_DEFAULT_TRUSTSTORE_PASSWORD"])
+        try:
+            store = javastore.load_keystore(s["HCP_DEFAULT_KEYSTORE"], s["HCP_DEFAULT_KEYSTORE_PASSWORD"])
+            # The truststore's trustedCertEntry certificates only, as the JRE reads it. None at all is
+            # no setup error to Java: its trust manager refuses the primary in the handshake.
+            anchors = javastore.trusted_certs(listed.result())
+        except javastore.StoreError as exc:
+            raise SetupError(str(exc)) from None
     if not anchors:
         _warn_once(f"Truststore {truststore} has no trustedCertEntry: Java finds no trust anchors in it (a PKCS12 "
                    "made with openssl pkcs12 -export -nokeys); import the CA with keytool -importcert")

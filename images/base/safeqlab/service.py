@@ -7,7 +7,6 @@ A :class:`Spec` says what differs between them; :func:`main` does the rest.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import socket
 import threading
@@ -20,7 +19,7 @@ from certkit.jre import Validator
 from . import proto, util
 from .builtin import BuiltinIdentity
 from .endpoint import Identity, Session, SetupError
-from .health import healthy  # noqa: F401 - service.healthy, as the programs ask for it
+from .health import answer, healthy, status_json  # noqa: F401 - service.healthy, as the programs ask for it
 
 COMMANDS = ("run", "status", "health", "test-connection")
 RETRY_SECONDS = 5  # a broken local setup is read again this often
@@ -120,6 +119,8 @@ def session(spec: Spec, host: str, port: int, state: StateFile | None, log: logg
     if spec.builtin():
         identity = BuiltinIdentity(spec.builtin_dir, spec.host_name(), log)
         return Session(host=host, port=port, role=spec.role, state=state, log=log, stop=stop, builtin=identity)
+    # The JVM starts while the stores are read and the primary is reached, not in the first handshake.
+    threading.Thread(target=lambda: shared_validator().java_version, daemon=True).start()
     return Session(host=host, port=port, role=spec.role, state=state, log=log, stop=stop,
                    trusted=spec.trusted_identity(log), check_peer=spec.check_peer(), validator=shared_validator)
 
@@ -173,13 +174,13 @@ def try_connection(spec: Spec) -> int:
 
 def report(spec: Spec, command: str, as_json: bool) -> int:
     """status always exits 0 (it reports); health exits 0 only while healthy."""
+    if command == "health":
+        return answer(spec.state_path)
+    if as_json:
+        return status_json(spec.state_path)
     data = fsio.read_json(spec.state_path)
-    ok, why = healthy(data)
-    if command == "status":
-        print(json.dumps(data, indent=2) if as_json else spec.status_line(data, why))
-        return 0
-    print(why)
-    return 0 if ok else 1
+    print(spec.status_line(data, healthy(data)[1]))
+    return 0
 
 
 def main(argv: list[str], spec: Spec) -> int:

@@ -7,20 +7,15 @@ locally so they work while the service restarts.
 from __future__ import annotations
 
 import json
-import re
-import subprocess
 import sys
 import http.client
 import urllib.error
 import urllib.request
 
-from cryptography import x509
-
 from certkit import fsio
 from safeqlab import admincli
-from certkit.certs import describe, fingerprint
 
-from . import account, paths
+from . import health, paths
 
 API = f"http://127.0.0.1:{paths.ADMIN_PORT}"
 
@@ -40,33 +35,6 @@ def call(method: str, path: str, body=None):
     except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError):
         raise admincli.AdminError("the primary server is not running (its admin API does not answer): "
                                   "check `systemctl status safeq-cloud-server`") from None
-
-
-def served_certificate(host: str) -> x509.Certificate | None:
-    """What `openssl s_client -servername HOST -connect localhost:2560` shows: the doc's own check."""
-    try:
-        proc = subprocess.run(["openssl", "s_client", "-servername", host, "-connect", f"localhost:{paths.PORT}"],
-                              input=b"", capture_output=True, timeout=10)
-    except subprocess.TimeoutExpired:
-        return None
-    m = re.search(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", proc.stdout, re.S)
-    return x509.load_pem_x509_certificate(m.group(0)) if m else None
-
-
-def health() -> tuple[bool, str]:
-    status = fsio.read_json(paths.STATUS)
-    if not status:
-        return False, "server has not started"
-    if status["state"] == "fallback":
-        return False, f"serving the fallback localhost certificate: {status['keystore']['reason']}"
-    expected = status["serving"]
-    host = expected["subject"].split("CN=", 1)[-1].split(",")[0]
-    cert = served_certificate(host)
-    if cert is None:
-        return False, f"nothing answers TLS on port {paths.PORT}"
-    if fingerprint(cert) != expected["sha256"]:
-        return False, f"port {paths.PORT} serves {describe(cert)['subject']}, not the configured certificate"
-    return True, f"serving {expected['subject']} issued by {expected['issuer']} ({status['state']})"
 
 
 def _algorithms(value) -> str:
@@ -120,6 +88,8 @@ def parser() -> admincli.Parser:
 
 def contains(names: list[str]) -> int:
     """0 when every certificate in the files is in the Trusted CA list (makes `up` re-runnable)."""
+    from certkit.certs import fingerprint  # crypto for this command only: the others answer without it
+    from . import account
     present = {c["sha256"] for c in call("GET", "/api/v1/trusted-cas")}
     wanted = set()
     for name in names:
@@ -128,7 +98,10 @@ def contains(names: list[str]) -> int:
                 data = f.read()
         except OSError as exc:
             raise admincli.AdminError(f"{name}: {exc.strerror}") from None
-        wanted |= {fingerprint(c) for c in account.load_certs(data, name)}
+        try:
+            wanted |= {fingerprint(c) for c in account.load_certs(data, name)}
+        except account.AccountError as exc:
+            raise admincli.AdminError(str(exc)) from None
     return 0 if wanted <= present else 1
 
 
@@ -142,9 +115,7 @@ def run(args) -> int:
         print("\n".join(jre_lines(status)))
         return 0
     if args.cmd == "health":
-        ok, why = health()
-        print(why)
-        return 0 if ok else 1
+        return health.main()
     if args.cmd == "api":
         raw = sys.stdin.read() if not sys.stdin.isatty() else ""
         try:
@@ -164,7 +135,7 @@ def run(args) -> int:
 def main(argv=None) -> int:
     try:
         return run(parser().parse_args(argv))
-    except (admincli.AdminError, account.AccountError) as exc:
+    except admincli.AdminError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
