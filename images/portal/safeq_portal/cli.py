@@ -8,7 +8,7 @@ import os
 import pwd
 import sys
 
-from . import auth, labview, primary, probe, server
+from . import primary  # the rest is the server's: the healthcheck runs every few seconds while a lab starts
 
 DEFAULT_PORT = 8080
 HEALTH_TIMEOUT = 3.0
@@ -36,6 +36,7 @@ def drop_privileges(name: str) -> None:
 
 
 def serve() -> int:
+    from . import auth, labview, probe, server
     logging.basicConfig(stream=sys.stdout, level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
