@@ -164,6 +164,13 @@ def down(volumes: bool) -> None:
         swarmlab.down(volumes)
         return
     docker.compose("down", "--timeout", "2", *(["--volumes"] if volumes else []))
+    if volumes:
+        drop_left_volumes()
+
+
+def drop_left_volumes() -> None:
+    """The lab's volumes that `compose down --volumes` does not know (extras dropped since they ran)."""
+    engine.remove_volumes(engine.project_volumes())
 
 
 @main.command(name="labs")
@@ -376,6 +383,7 @@ def clean(remove_pki_too: bool) -> None:
     docker.preflight()
     if labstate.name() != labstate.DEFAULT:  # the images serve every lab: a student's lab goes, they stay
         docker.compose("down", "--timeout", "2", "--volumes", "--remove-orphans", timeout=120)
+        drop_left_volumes()
         labstate.path().unlink(missing_ok=True)
         # its exercise, portal login and extra endpoints go with it
         for name in (*scenario_runner.EXERCISE_FILES, lab_portal.LOGIN_FILE, lab_scale.FILE):
@@ -383,6 +391,7 @@ def clean(remove_pki_too: bool) -> None:
         say(f"removed lab {labstate.name()} (the images, shared by every lab, are kept)")
     else:
         docker.compose("down", "--timeout", "2", "--rmi", "all", "--volumes", "--remove-orphans", timeout=120)
+        drop_left_volumes()
         docker.run_timed(["docker", "image", "rm", images.BASE_IMAGE], docker.DEFAULT, capture_output=True)
     if remove_pki_too:
         if not pki_dir.exists():

@@ -357,6 +357,14 @@ def remove_volumes(names: Sequence[str], timeout: float = DEFAULT) -> None:
                 continue
 
 
+def project_volumes(project_name: str | None = None, timeout: float = QUICK) -> list[str]:
+    """The volumes compose made for the lab (by its project label): also those of extra gateways and
+    clients that a smaller `up --gateways/--clients` dropped, which compose.yaml no longer names."""
+    wanted = f"{PROJECT_LABEL}={project_name or project()}"
+    with session(timeout, label(["docker", "volume", "ls", f"--filter=label={wanted}"])) as api:
+        return sorted(v["Name"] for v in api.volumes(filters={"label": wanted}).get("Volumes") or [])
+
+
 def read_file(service: str, path: str, timeout: float = DEFAULT) -> bytes:
     """`docker cp SERVICE:PATH -`: one file's bytes out of the service's running container."""
     box = running(service, min(timeout, QUICK))

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 import pki
-from lab import cli, docker
+from lab import cli, docker, engine
 
 
 @pytest.fixture
@@ -16,6 +16,9 @@ def docker_calls(monkeypatch):
     monkeypatch.setattr(docker, "compose", lambda *args, **kw: calls.append(("compose", *args)))
     monkeypatch.setattr(docker, "run_timed", lambda argv, timeout, **kw: calls.append(tuple(argv))
                         or subprocess.CompletedProcess(argv, 0))
+    # A volume compose no longer names (an extra gateway's, dropped by a smaller `up --gateways`).
+    monkeypatch.setattr(engine, "project_volumes", lambda *a, **kw: ["lab_gateway-3-data"])
+    monkeypatch.setattr(engine, "remove_volumes", lambda names, **kw: calls.append(("volume rm", *names)))
     return calls
 
 
@@ -92,3 +95,15 @@ def test_a_named_lab_goes_with_its_exercise_portal_login_and_folder(monkeypatch,
     assert result.exit_code == 0, result.output
     assert not folder.exists()  # `exercise check` there now says the lab runs no exercise
     assert ("compose", "down", "--timeout", "2", "--volumes", "--remove-orphans") in docker_calls
+    assert docker_calls.index(("volume rm", "lab_gateway-3-data")) > docker_calls.index(
+        ("compose", "down", "--timeout", "2", "--volumes", "--remove-orphans"))
+
+
+def test_down_volumes_takes_the_volumes_compose_no_longer_names(docker_calls, monkeypatch):
+    from lab import swarmlab
+    monkeypatch.setattr(swarmlab, "is_swarm", lambda *a: False)
+    assert CliRunner().invoke(cli.main, ["down", "--volumes"]).exit_code == 0
+    assert docker_calls[-2:] == [("compose", "down", "--timeout", "2", "--volumes"), ("volume rm", "lab_gateway-3-data")]
+    docker_calls.clear()
+    assert CliRunner().invoke(cli.main, ["down"]).exit_code == 0
+    assert docker_calls[-1] == ("compose", "down", "--timeout", "2")  # the volumes stay

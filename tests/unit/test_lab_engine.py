@@ -306,7 +306,7 @@ class ThrowawayApi:
     """Records what a throwaway container went through."""
 
     def __init__(self, exit_code=0, archive=b"", volumes=("v1",)):
-        self.calls, self.exit_code, self.archive, self.volumes = [], exit_code, archive, set(volumes)
+        self.calls, self.exit_code, self.archive, self.existing = [], exit_code, archive, set(volumes)
 
     def create_host_config(self, **kw):
         return kw
@@ -334,8 +334,12 @@ class ThrowawayApi:
     def remove_container(self, cid, force):
         self.calls.append(("remove", cid, force))
 
+    def volumes(self, filters):
+        self.calls.append(("volumes", filters))
+        return {"Volumes": [{"Name": n} for n in sorted(self.existing, reverse=True)]}
+
     def remove_volume(self, name):
-        if name not in self.volumes:
+        if name not in self.existing:
             raise api_error(404, sdk.errors.NotFound)
         self.calls.append(("remove-volume", name))
 
@@ -376,6 +380,13 @@ def test_missing_volumes_are_left_out(monkeypatch):
     monkeypatch.setattr(engine, "connect", lambda timeout: api)
     engine.remove_volumes(["v1", "gone"])
     assert api.calls == [("remove-volume", "v1")]
+
+
+def test_a_labs_volumes_are_found_by_its_project_label(monkeypatch):
+    api = ThrowawayApi(volumes=("lab_gateway-3-data", "lab_client-data"))
+    monkeypatch.setattr(engine, "connect", lambda timeout: api)
+    assert engine.project_volumes("lab") == ["lab_client-data", "lab_gateway-3-data"]
+    assert api.calls == [("volumes", {"label": "com.docker.compose.project=lab"})]
 
 
 def test_read_file_takes_the_one_file_out_of_the_engine_s_archive(fake, monkeypatch):
