@@ -115,6 +115,9 @@ def summary_rows(status: dict, topo: topology.Topology | None = None) -> list[tu
             serving = report.get("serving") or {}
             subject, issuer = serving.get("subject", ""), serving.get("issuer", "")
             state = f"{state}, {report.get('state', '?')}"
+        elif isinstance(report.get("installs"), dict):  # a container of several client installs (lab.scale)
+            host, subject, issuer, detail = _installs_row(report["installs"], status["endpoints"])
+            state = f"{state}, {detail}"
         else:
             ep = current_record(status["endpoints"], host) or {}
             subject, issuer = ep.get("subject") or "", ep.get("issuer") or ""
@@ -122,6 +125,20 @@ def summary_rows(status: dict, topo: topology.Topology | None = None) -> list[tu
             state = f"{state}, {detail}" + (f" ({ep['decision']})" if ep.get("decision") else "")
         rows.append((name, host, port, subject, issuer, state))
     return rows
+
+
+def _installs_row(installs: dict, endpoints: list[dict]) -> tuple[str, str, str, str]:
+    """host, subject, issuer and state of a container of installs: each install's own record, summed up."""
+    hosts = list(installs)
+    records = [current_record(endpoints, h) or {} for h in hosts]
+    subjects = [r.get("subject") for r in records if r.get("subject")]
+    issuers = {r.get("issuer") for r in records if r.get("issuer")}
+    connected = sum((d or {}).get("state") == "connected" for d in installs.values())
+    accepted = sum(r.get("decision") == "accepted" for r in records)
+    subject = f"{subjects[0]} ... {subjects[-1]}" if len(subjects) > 1 else "".join(subjects)
+    issuer = issuers.pop() if len(issuers) == 1 else ("(several)" if issuers else "")
+    return (f"{hosts[0]} ... {hosts[-1]}" if len(hosts) > 1 else "".join(hosts), subject, issuer,
+            f"{connected}/{len(hosts)} installs connected ({accepted} accepted)")
 
 
 def wait_converged(timeout: float, expected_down: Collection[str] = ()) -> tuple[dict[str, str], dict[str, bool]]:

@@ -189,3 +189,19 @@ def test_wait_converged_checks_again_only_what_failed_then_all_at_once(lab, monk
     # everyone at once.
     assert rounds == [everyone, ["gateway"], ["gateway"]]
     assert sorted(c[0] for c in fake.calls) == everyone
+
+
+def test_a_container_of_installs_is_one_row_for_all_of_them():
+    topo = topology.parse({"name": "lab", "services": {
+        "client-2": {"hostname": None, "networks": {"lab": {"aliases": ["pc-2", "pc-3", "pc-4"]}},
+                     "image": "safeq-lab/client:latest"}}}, Path("/p"))
+    record = {"issuer": "CN=I", "decision": "accepted", "state": "connected", "last_seen": "2026-01-01T00:00:00+00:00"}
+    result = {"services": [{"name": "client-2", "host": "pc-2", "state": "running", "health": "unhealthy"}],
+              "reports": {"client-2": {"state": "disconnected", "icon": "yellow", "installs": {
+                  "pc-2": {"state": "connected"}, "pc-3": {"state": "connected"}, "pc-4": {"state": "disconnected"}}}},
+              "endpoints": [{**record, "name": "pc-2", "subject": "CN=pc-2"}, {**record, "name": "pc-3", "subject": "CN=pc-3"},
+                            {**record, "name": "pc-4", "subject": "CN=pc-4", "decision": "not-trusted",
+                             "state": "disconnected"}]}
+    [row] = status.summary_rows(result, topo)
+    assert row == ("client-2", "pc-2 ... pc-4", "", "CN=pc-2 ... CN=pc-4", "CN=I",
+                   "unhealthy, 2/3 installs connected (2 accepted)")
