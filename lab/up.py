@@ -201,9 +201,10 @@ def prepare(user: Spec | None, force: bool, env: dict[str, str], deadline: Deadl
 
 def run(policy: str | None, build: bool, timeout: float, java_security_file: str | None = None,
         verbose: bool = False, spec_file: str | None = None, force: bool = False, port: int | None = None,
-        counts: dict[str, int | None] | None = None) -> None:
+        counts: dict[str, int | None] | None = None, lean: bool = False) -> None:
     """``policy`` None: the spec's [account] policy, else trusted-ca (the doc's end state). ``counts``:
-    gateways and clients (lab.scale), None for the lab's last."""
+    gateways and clients (lab.scale), None for the lab's last. ``lean``: a lab nobody looks at (a scenario
+    run's): the services that hold certificates only (a PKI mount: no portal), no summary table."""
     # A bad spec, --java-security file or count is refused before anything starts.
     if spec_file is not None and any((n or 1) > 1 for n in (counts or {}).values()):
         raise LabError("--gateways/--clients issue each extra endpoint a certificate from the lab's own CA: "
@@ -221,17 +222,21 @@ def run(policy: str | None, build: bool, timeout: float, java_security_file: str
     if build:
         images.build_all(phases, deadline)
     start_primary(phases, deadline)
+    later = [svc.name for svc in topo.services
+             if svc.name not in topo.started_with("primary") and (svc.pki_mount or not lean)]
     if policy == "trusted-ca":
         todo = steps.primary_steps(plan.mounted, primary_host_dir(plan.files, topo))
         apply_primary_steps(todo, deadline, phases, "primary server setup: the doc's steps, as typed")
-        converge(deadline, phases, topo, refused_services(plan.connections, topo))
-        show_portal()
-        print_validation(topo)
+        converge(deadline, phases, later, refused_services(plan.connections, topo), summary=not lean)
     else:
         apply_primary_steps(steps.builtin_steps(), deadline, phases,
                             "primary server setup: built-in certificates (no trusted-certificate setup needed)")
-        start_builtin(deadline, topo, phases)
-        show_portal()
+        start_builtin(deadline, topo, phases, later, summary=not lean)
+    if lean:
+        return
+    show_portal()
+    if policy == "trusted-ca":
+        print_validation(topo)
 
 
 def show_portal() -> None:
@@ -245,17 +250,17 @@ def refused_services(connections: list, topo: topology.Topology) -> dict[str, st
             if not c.connects and c.host in by_host}
 
 
-def converge(deadline: Deadline, phases: Phases, topo: topology.Topology,
-             expected_down: dict[str, str] | None = None) -> None:
+def converge(deadline: Deadline, phases: Phases, later: list[str], expected_down: dict[str, str] | None = None,
+             summary: bool = True) -> None:
+    """``later``: the services started once the doc's steps are done (all but the primary and what it needs)."""
     expected_down = expected_down or {}
-    rest = [name for name in topo.names if name not in topo.started_with("primary")]
     with deadline.at("starting gateway and client"), phases.phase("endpoints: gateway and client started, the portal"):
         # Not `--wait`: a gateway reconnecting after the primary's restart may read unhealthy for a
         # moment; the services' own healthchecks, run now, are the verdict.
         # --no-deps and the services named: started while the restarted primary loads its keystore, not
         # once its check passes (compose.yaml's depends_on); they retry until it listens, as Java's do.
         # --remove-orphans: the extra gateways and clients a smaller `--gateways/--clients` left out
-        phases.show(docker.compose("up", "-d", "--no-build", "--no-deps", "--remove-orphans", *rest,
+        phases.show(docker.compose("up", "-d", "--no-build", "--no-deps", "--remove-orphans", *later,
                                    timeout=deadline.left(), quiet=phases.quiet))
     with deadline.at("waiting until every service is healthy"), \
             phases.phase("healthy: every service passes its own check"):
@@ -266,18 +271,20 @@ def converge(deadline: Deadline, phases: Phases, topo: topology.Topology,
         if failing:
             detail = "; ".join(f"{svc}: {why}" for svc, why in failing.items())
             raise deadline.expired(f"not every service became healthy ({detail})")
-    with deadline.at("summary"):
-        print_summary(status.collect(health_now, timeout=deadline.left()))
+    if summary:
+        with deadline.at("summary"):
+            print_summary(status.collect(health_now, timeout=deadline.left()))
 
 
-def start_builtin(deadline: Deadline, topo: topology.Topology, phases: Phases) -> None:
+def start_builtin(deadline: Deadline, topo: topology.Topology, phases: Phases, later: list[str],
+                  summary: bool = True) -> None:
     with deadline.at("waiting for the primary to be healthy"), phases.phase("primary healthy"):
         wait = str(max(1, int(deadline.left())))
         phases.show(docker.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", wait, "primary",
                                    timeout=deadline.left(), quiet=phases.quiet))
     with deadline.at("starting gateway and client"), phases.phase("endpoints: gateway and client started "
                                                                   "with built-in certificates, the portal"):
-        phases.show(docker.compose("up", "-d", "--no-build", "--remove-orphans", timeout=deadline.left(),
+        phases.show(docker.compose("up", "-d", "--no-build", "--remove-orphans", *later, timeout=deadline.left(),
                                    quiet=phases.quiet))
     names = {topo.service(name).host for name in ("gateway", "client")}
     with deadline.at("waiting for gateway and client to register"), phases.phase("endpoints registered"):
@@ -285,6 +292,8 @@ def start_builtin(deadline: Deadline, topo: topology.Topology, phases: Phases) -
             if deadline.remaining() <= 0:
                 raise deadline.expired("gateway and client did not register with the primary: see `safeq-lab logs`")
             time.sleep(0.5)
+    if not summary:
+        return
     with deadline.at("summary"):
         print_summary(status.collect(timeout=deadline.left()))
     console.print("Built-in policy: endpoints that are not trusted are refused. Trust them with "

@@ -106,16 +106,17 @@ def fresh_pki(scenario: Scenario, force: bool) -> Path:
 
 
 def start(scenario: Scenario, *, timeout: float, port: int | None = None, force: bool = False,
-          build: bool = False) -> list[Result]:
+          build: bool = False, lean: bool = False) -> list[Result]:
     """Fresh volumes and PKI, the doc's steps, every service healthy, then the break; the expected
-    outcome observed (returned; a break that does not show within the time is the caller's to judge)."""
+    outcome observed (returned; a break that does not show within the time is the caller's to judge).
+    ``lean``: a catalog run's lab, which no trainee looks at (lab.up.run)."""
     require_named_lab()
     check_replaceable(force)
     docker.preflight()
     docker.compose("down", "--volumes", "--timeout", "2", quiet=True)
     fresh_pki(scenario, force)
     write_json(state_path(), {"id": scenario.id})
-    lab_up.run(scenario.lab.policy, build, timeout, port=port)
+    lab_up.run(scenario.lab.policy, build, timeout, port=port, lean=lean)
     for action in scenario.breaks:
         actions.apply(action)
     return observe.wait(scenario.expect, EXPECT_TIMEOUT)
@@ -148,7 +149,7 @@ def run(scenario: Scenario, *, timeout: float, port: int | None, solve_it: bool)
     outcome = Outcome(scenario.id, scenario.title)
     began = time.monotonic()
     try:
-        outcome.phases["expect"] = start(scenario, timeout=timeout, port=port, force=True)
+        outcome.phases["expect"] = start(scenario, timeout=timeout, port=port, force=True, lean=True)
         if solve_it and scenario.exercise:
             outcome.phases["broken"] = check(scenario)
             for command, code, output in solve(scenario):

@@ -229,6 +229,19 @@ def test_up_shows_each_phase_folds_compose_and_ends_with_the_docs_check(fake_lab
         "  docker compose -p safeq-lab exec primary openssl s_client -servername primary-host -connect localhost:2560"]
 
 
+def test_a_lean_lab_starts_the_services_with_certificates_only_and_shows_no_summary(fake_lab, monkeypatch):
+    topo = topology.parse({"name": "safeq-lab", "services": {
+        "primary": {"hostname": "primary-host", "volumes": [{"type": "bind", "source": "/p/hosts/primary-host"}]},
+        "gateway": {"hostname": "gateway-host", "volumes": [{"type": "bind", "source": "/p/hosts/gateway-host"}]},
+        "portal": {}}}, Path("/p"))
+    monkeypatch.setattr(lab_up, "prepare", lambda *args: lab_up.Plan(None, Path("/p"), topo))
+    monkeypatch.setattr(lab_up, "print_summary", lambda result: pytest.fail("a lean lab shows no summary"))
+    with CliRunner().isolation():
+        lab_up.run("trusted-ca", build=False, timeout=60, lean=True)
+    assert [args for kind, args, _ in fake_lab if kind == "compose" and args[0] == "up"][-1] == (
+        "up", "-d", "--no-build", "--no-deps", "--remove-orphans", "gateway")
+
+
 def test_up_verbose_hands_the_terminal_to_compose(fake_lab):
     result = CliRunner().invoke(main, ["up", "--verbose"])
     assert result.exit_code == 0, result.output
