@@ -7,15 +7,20 @@ file ourselves would hide exactly the mistakes the lab is for.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import shutil
 import stat
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+
+from . import fsio
 
 KEYTOOL = os.environ.get("SAFEQ_KEYTOOL", "keytool")
 # keytool's own JVM, started for one short listing: the client compiler only and the serial collector
@@ -59,12 +64,21 @@ Keytool = str | Sequence[str]  # the keytool binary, or a command that runs one 
 # and the password's digest, so any change to what keytool would judge asks it again.
 _VERDICTS: dict[tuple, list[Entry] | StoreError] = {}
 _VERDICTS_MAX = 64
+_LOCK = threading.Lock()
+# A file that keeps the verdicts across restarts (a service's own data volume): a container started
+# again on the same stores starts no keytool. keytool's own identity is in the key too.
+VERDICTS_FILE_VAR = "SAFEQ_KEYTOOL_VERDICTS"
+_loaded: set[str] = set()
 
 
 def _verdict_key(path: str, password: str, storetype: str, prefix: list[str]) -> tuple:
     st = os.stat(path)
     digest = hashlib.sha256(password.encode("utf-8", "surrogatepass")).hexdigest()
-    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest, storetype, tuple(prefix))
+    tool = shutil.which(prefix[0])
+    tool_st = os.stat(tool) if tool else None  # a JRE updated in place judges anew
+    tool_id = (os.path.realpath(tool), tool_st.st_ino, tool_st.st_mtime_ns) if tool_st else ()
+    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest, storetype, tuple(prefix),
+            tool_id)
 
 
 def list_entries(path: str, password: str, storetype: str = "PKCS12", keytool: Keytool = KEYTOOL) -> list[Entry]:
@@ -74,6 +88,7 @@ def list_entries(path: str, password: str, storetype: str = "PKCS12", keytool: K
     _check_readable(path)
     prefix = [keytool] if isinstance(keytool, str) else list(keytool)
     key = _verdict_key(path, password, storetype, prefix)
+    _load_kept()
     known = _VERDICTS.get(key)
     if isinstance(known, StoreError):
         raise StoreError(str(known))
@@ -93,9 +108,44 @@ def _copies(entries: list[Entry]) -> list[Entry]:
 
 
 def _remember(key: tuple, verdict) -> None:
-    if len(_VERDICTS) >= _VERDICTS_MAX:
-        _VERDICTS.pop(next(iter(_VERDICTS)))
-    _VERDICTS[key] = verdict
+    with _LOCK:
+        if len(_VERDICTS) >= _VERDICTS_MAX:
+            _VERDICTS.pop(next(iter(_VERDICTS)))
+        _VERDICTS[key] = verdict
+        kept = os.environ.get(VERDICTS_FILE_VAR)
+        if kept:
+            fsio.write_json(kept, [_to_json(k, v) for k, v in _VERDICTS.items()], 0o600)
+
+
+def _to_json(key: tuple, verdict) -> dict:
+    if isinstance(verdict, StoreError):
+        return {"key": key, "refused": str(verdict)}
+    return {"key": key, "entries": [{"alias": e.alias, "kind": e.kind,
+                                     "certs": [c.public_bytes(Encoding.PEM).decode() for c in e.certs]}
+                                    for e in verdict]}
+
+
+def _key_from_json(raw: list) -> tuple:
+    return tuple(tuple(item) if isinstance(item, list) else item for item in raw)
+
+
+def _load_kept() -> None:
+    """The kept verdicts, read once per process. A damaged file is not trusted: keytool is asked again
+    and the file written anew."""
+    kept = os.environ.get(VERDICTS_FILE_VAR)
+    if not kept or kept in _loaded:
+        return
+    with _LOCK:
+        _loaded.add(kept)
+        try:
+            items = fsio.read_json(kept, [])
+            verdicts = {_key_from_json(item["key"]): _Refused(item["refused"]) if "refused" in item else
+                        [Entry(e["alias"], e["kind"], [x509.load_pem_x509_certificate(c.encode()) for c in e["certs"]])
+                         for e in item["entries"]] for item in items}
+        except (fsio.StateError, KeyError, TypeError, ValueError, AttributeError):
+            return
+        for key, verdict in list(verdicts.items())[-_VERDICTS_MAX:]:
+            _VERDICTS.setdefault(key, verdict)
 
 
 def _ask_keytool(path: str, password: str, storetype: str, prefix: list[str]) -> list[Entry]:

@@ -60,3 +60,69 @@ def test_a_missing_keytool_is_not_remembered(tmp_path, keytool):
     with pytest.raises(javastore.StoreError, match="keytool not found"):
         javastore.list_entries(str(store), "changeit", keytool=str(tmp_path / "nowhere"))
     assert javastore.list_entries(str(store), "changeit", keytool=tool) == [] and runs() == 1
+
+
+@pytest.fixture
+def kept(tmp_path, monkeypatch):
+    """The verdicts kept in a file, as a gateway keeps them on its data volume; ``restart`` forgets what
+    the process knew, as a container started again does."""
+    path = tmp_path / "data" / "keytool-verdicts.json"
+    monkeypatch.setenv(javastore.VERDICTS_FILE_VAR, str(path))
+
+    def restart():
+        javastore._VERDICTS.clear()
+        javastore._loaded.clear()
+    restart()
+    yield path, restart
+    restart()
+
+
+def test_kept_verdicts_outlive_the_process_until_the_store_changes(tmp_path, keytool, kept):
+    tool, runs = keytool
+    path, restart = kept
+    store = tmp_path / "gateway-host.pfx"
+    store.write_bytes(b"store")
+    javastore.list_entries(str(store), "changeit", keytool=tool)
+    with pytest.raises(javastore.StoreError, match="password was incorrect"):
+        javastore.list_entries(str(store), "wrong", keytool=tool)
+    assert runs() == 2 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    restart()
+    assert javastore.list_entries(str(store), "changeit", keytool=tool) == []
+    with pytest.raises(javastore.StoreError, match="^java.io.IOException: keystore password was incorrect$"):
+        javastore.list_entries(str(store), "wrong", keytool=tool)
+    assert runs() == 2  # both verdicts read back, no keytool started
+    restart()
+    store.write_bytes(b"new store")
+    javastore.list_entries(str(store), "changeit", keytool=tool)
+    assert runs() == 3
+
+
+def test_a_damaged_verdicts_file_is_not_trusted(tmp_path, keytool, kept):
+    tool, runs = keytool
+    path, restart = kept
+    store = tmp_path / "acme-ca.pfx"
+    store.write_bytes(b"store")
+    path.parent.mkdir()
+    path.write_text('[{"key": "half')
+    assert javastore.list_entries(str(store), "changeit", keytool=tool) == [] and runs() == 1
+    restart()
+    javastore.list_entries(str(store), "changeit", keytool=tool)
+    assert runs() == 1  # written anew, whole
+
+
+def test_kept_entries_read_back_as_keytool_listed_them(tmp_path, kept, monkeypatch):
+    import json
+    import shutil
+    import pki
+    if shutil.which("keytool") is None:
+        pytest.skip("keytool (a Java JDK/JRE) is not on PATH")
+    _, restart = kept
+    pki.init_pki(tmp_path / "pki")
+    manifest = json.loads((tmp_path / "pki" / "manifest.json").read_text())
+    password = next(e for e in manifest["entities"] if e["name"] == "gateway-host")["pfx_password"]
+    store = tmp_path / "pki" / "hosts" / "gateway-host" / "gateway-host.pfx"
+    listed = javastore.load_keystore(str(store), password)
+    restart()
+    monkeypatch.setattr(javastore, "_ask_keytool", lambda *a: pytest.fail("keytool asked again"))
+    again = javastore.load_keystore(str(store), password)
+    assert (again.alias, again.chain) == (listed.alias, listed.chain) and len(again.chain) >= 2
