@@ -114,7 +114,19 @@ def _remember(key: tuple, verdict) -> None:
         _VERDICTS[key] = verdict
         kept = os.environ.get(VERDICTS_FILE_VAR)
         if kept:
-            fsio.write_json(kept, [_to_json(k, v) for k, v in _VERDICTS.items()], 0o600)
+            try:  # the stores as they are now only: the file stays as small as the stores in use
+                fsio.write_json(kept, [_to_json(k, v) for k, v in _VERDICTS.items() if _still(k)], 0o600)
+            except OSError:
+                pass  # kept in this process only: the next start asks keytool again
+
+
+def _still(key: tuple) -> bool:
+    """Whether the store a verdict is about is still on disk as it was judged."""
+    try:
+        st = os.stat(key[0])
+    except OSError:
+        return False
+    return key[1:6] == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _to_json(key: tuple, verdict) -> dict:
@@ -130,8 +142,8 @@ def _key_from_json(raw: list) -> tuple:
 
 
 def _load_kept() -> None:
-    """The kept verdicts, read once per process. A damaged file is not trusted: keytool is asked again
-    and the file written anew."""
+    """The kept verdicts, read once per process. A damaged or unreadable file is not trusted: keytool is
+    asked again and the file written anew."""
     kept = os.environ.get(VERDICTS_FILE_VAR)
     if not kept or kept in _loaded:
         return
@@ -142,7 +154,7 @@ def _load_kept() -> None:
             verdicts = {_key_from_json(item["key"]): _Refused(item["refused"]) if "refused" in item else
                         [Entry(e["alias"], e["kind"], [x509.load_pem_x509_certificate(c.encode()) for c in e["certs"]])
                          for e in item["entries"]] for item in items}
-        except (fsio.StateError, KeyError, TypeError, ValueError, AttributeError):
+        except (OSError, fsio.StateError, KeyError, TypeError, ValueError, AttributeError):
             return
         for key, verdict in list(verdicts.items())[-_VERDICTS_MAX:]:
             _VERDICTS.setdefault(key, verdict)

@@ -126,3 +126,14 @@ def test_kept_entries_read_back_as_keytool_listed_them(tmp_path, kept, monkeypat
     monkeypatch.setattr(javastore, "_ask_keytool", lambda *a: pytest.fail("keytool asked again"))
     again = javastore.load_keystore(str(store), password)
     assert (again.alias, again.chain) == (listed.alias, listed.chain) and len(again.chain) >= 2
+
+
+def test_the_kept_file_holds_the_stores_as_they_are_now_only(tmp_path, keytool, kept):
+    import json
+    tool, runs = keytool
+    path, _ = kept
+    store = tmp_path / "cacerts"
+    for content in (b"one", b"two", b"three"):  # cacerts as three containers' keytool -importcert left it
+        store.write_bytes(content)
+        javastore.list_entries(str(store), "changeit", keytool=tool)
+    assert runs() == 3 and len(json.loads(path.read_text())) == 1
