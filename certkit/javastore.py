@@ -7,7 +7,6 @@ file ourselves would hide exactly the mistakes the lab is for.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil

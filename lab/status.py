@@ -22,7 +22,7 @@ PRIMARY = {"endpoints": "safeq-admin endpoints --json",
            # An older primary has no refused list (404): an error reads as an empty list, like the endpoints.
            "refused": "safeq-admin api GET /api/v1/refused"}
 WORKERS = 8  # at most this many commands in the containers at once
-RECHECK_PAUSE = 0.3  # s between rounds of checks while services are still coming up
+RECHECK_PAUSE = 0.5  # s between rounds of checks while services are still coming up
 
 
 def _within(end: float, cap: float, floor: float) -> float:
@@ -175,4 +175,3 @@ def wait_converged(timeout: float, expected_down: Collection[str] = ()) -> tuple
         # Each check starts a process in a container that is itself starting: back to back they would
         # take the CPU the services need to get there (two cores).
         time.sleep(RECHECK_PAUSE)
-        time.sleep(0.5)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from pathlib import Path
 
 from certkit import fsio
 from .proto import HEARTBEAT_SECONDS
@@ -23,14 +24,14 @@ def healthy(data: dict | None, max_age: float = 3 * HEARTBEAT_SECONDS + 2) -> tu
     return True, f"connected to {data['peer']['host']} ({data['peer']['subject']})"
 
 
-def answer(state_file: str | object) -> int:
+def answer(state_file: str | Path) -> int:
     """The healthcheck's answer from a state file: why on stdout, exit 0 only while healthy."""
     ok, why = healthy(fsio.read_json(state_file))
     print(why)
     return 0 if ok else 1
 
 
-def status_json(state_file: str | object) -> int:
+def status_json(state_file: str | Path) -> int:
     """`status --json`: the state file as it is (always exit 0: it reports)."""
     print(json.dumps(fsio.read_json(state_file), indent=2))
     return 0
