@@ -59,8 +59,10 @@ Keytool = str | Sequence[str]  # the keytool binary, or a command that runs one 
 
 
 # keytool's verdict per store as it is on disk: a gateway asks again at each reconnect, and a JVM start
-# costs more than a second of CPU. The key is the file's identity, size, mtime and ctime (chmod, chown)
-# and the password's digest, so any change to what keytool would judge asks it again.
+# costs more than a second of CPU. The key is the file's content (its SHA-256: a copy of the same bytes,
+# as the doc's `cp` makes, is the same store), the password's digest, the store type and keytool itself,
+# so any change to what keytool reads asks it again. Whether the service may read the file at all is
+# checked before (_check_readable), never remembered.
 _VERDICTS: dict[tuple, list[Entry] | StoreError] = {}
 _VERDICTS_MAX = 64
 _LOCK = threading.Lock()
@@ -70,14 +72,18 @@ VERDICTS_FILE_VAR = "SAFEQ_KEYTOOL_VERDICTS"
 _loaded: set[str] = set()
 
 
+def _content(path: str) -> tuple[int, str]:
+    with open(path, "rb") as f:
+        data = f.read()
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
 def _verdict_key(path: str, password: str, storetype: str, prefix: list[str]) -> tuple:
-    st = os.stat(path)
     digest = hashlib.sha256(password.encode("utf-8", "surrogatepass")).hexdigest()
     tool = shutil.which(prefix[0])
     tool_st = os.stat(tool) if tool else None  # a JRE updated in place judges anew
     tool_id = (os.path.realpath(tool), tool_st.st_ino, tool_st.st_mtime_ns) if tool_st else ()
-    return (path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest, storetype, tuple(prefix),
-            tool_id)
+    return (path, *_content(path), digest, storetype, tuple(prefix), tool_id)
 
 
 def list_entries(path: str, password: str, storetype: str = "PKCS12", keytool: Keytool = KEYTOOL) -> list[Entry]:
@@ -107,6 +113,8 @@ def _copies(entries: list[Entry]) -> list[Entry]:
 
 
 def _remember(key: tuple, verdict) -> None:
+    if not _still(key):  # the file changed while keytool read it: which version was judged is unknown
+        return
     with _LOCK:
         if len(_VERDICTS) >= _VERDICTS_MAX:
             _VERDICTS.pop(next(iter(_VERDICTS)))
@@ -122,10 +130,9 @@ def _remember(key: tuple, verdict) -> None:
 def _still(key: tuple) -> bool:
     """Whether the store a verdict is about is still on disk as it was judged."""
     try:
-        st = os.stat(key[0])
+        return _content(key[0]) == key[1:3]
     except OSError:
         return False
-    return key[1:6] == (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _to_json(key: tuple, verdict) -> dict:
