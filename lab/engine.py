@@ -14,7 +14,9 @@ import struct
 import tarfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import datetime
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -131,6 +133,24 @@ def project() -> str:
 # -- containers --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class Check:
+    """One run of a healthcheck by the engine: when it began (epoch s), whether it passed, what it said."""
+    began: float
+    passed: bool
+    output: str
+
+
+def _epoch(stamp: str | None) -> float:
+    """The engine's RFC 3339 time (nanoseconds, "Z") as epoch seconds; 0 for none or the zero time."""
+    if not stamp or stamp.startswith("0001-"):
+        return 0.0
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+@dataclass(frozen=True)
 class Container:
     id: str
     name: str
@@ -139,6 +159,8 @@ class Container:
     state: str                            # running, exited, restarting, ...
     health: str | None                    # the engine's record: healthy, unhealthy, starting
     healthcheck: tuple[str, ...] | None   # compose.yaml's healthcheck test, as the engine runs it
+    started: float = 0.0                  # when it last started (epoch s; 0: never)
+    last_check: Check | None = None       # the engine's latest run of that healthcheck
 
     @property
     def running(self) -> bool:
@@ -149,10 +171,14 @@ def _container(info: dict) -> Container:
     labels = info["Config"].get("Labels") or {}
     state = info.get("State") or {}
     test = (info["Config"].get("Healthcheck") or {}).get("Test")
+    runs = (state.get("Health") or {}).get("Log") or []
+    last = runs[-1] if runs else None
     return Container(id=info["Id"], name=info["Name"].lstrip("/"), service=labels.get(SERVICE_LABEL, ""),
                      number=int(labels.get(NUMBER_LABEL) or 0), state=state.get("Status", ""),
                      health=(state.get("Health") or {}).get("Status") or None,
-                     healthcheck=tuple(test) if test else None)
+                     healthcheck=tuple(test) if test else None, started=_epoch(state.get("StartedAt")),
+                     last_check=Check(_epoch(last.get("Start")), last.get("ExitCode") == 0,
+                                      (last.get("Output") or "").strip()) if last else None)
 
 
 def containers(service: str | None = None, timeout: float = QUICK, project_name: str | None = None) -> list[Container]:
@@ -332,6 +358,19 @@ def run_detached(image: str, timeout: float = DEFAULT, command: Sequence[str] | 
                                    host_config=api.create_host_config(init=True, network_mode="none"))["Id"]
         api.start(cid)
         return _container(api.inspect_container(cid))
+
+
+def start(boxes: Sequence[Container], timeout: float = DEFAULT) -> None:
+    """`docker start NAME...` of containers compose created, all at once (the engine starts each in
+    its own call; one that already runs is left as it is)."""
+    def one(box: Container) -> None:
+        with session(timeout, label(["docker", "start", box.name])) as api:
+            api.start(box.id)
+
+    if boxes:
+        with ThreadPoolExecutor(max_workers=len(boxes)) as pool:
+            for started in [pool.submit(one, box) for box in boxes]:
+                started.result()
 
 
 def stop(box: Container, grace: int = 2, timeout: float = DEFAULT) -> tuple[int, bool]:

@@ -23,6 +23,7 @@ PRIMARY = {"endpoints": "safeq-admin endpoints --json",
            "refused": "safeq-admin api GET /api/v1/refused"}
 WORKERS = 8  # at most this many commands in the containers at once
 RECHECK_PAUSE = 0.5  # s between rounds of checks while services are still coming up
+ENGINE_POLL = 0.15  # s between reads of the engine's own checks (no process in a container)
 
 
 def _within(end: float, cap: float, floor: float) -> float:
@@ -141,11 +142,29 @@ def _installs_row(installs: dict, endpoints: list[dict]) -> tuple[str, str, str,
             f"{connected}/{len(hosts)} installs connected ({accepted} accepted)")
 
 
-def wait_converged(timeout: float, expected_down: Collection[str] = ()) -> tuple[dict[str, str], dict[str, bool]]:
-    """Until every running service passes its healthcheck at once (but the services in ``expected_down``,
-    whose connection the doctor foresaw refused), for at most ``timeout`` s. Between full rounds only the
-    containers that failed are checked again (each check is a process in a container that is starting),
-    and success is a full round in which all pass.
+def _engine_verdict(box: Container, since: float | None) -> tuple[bool, str] | None:
+    """The engine's own verdict on a container when it is recent enough to stand (else None: check it here).
+
+    A check the engine began after ``since`` is the verdict; a container started after ``since`` waits
+    for the engine's first one (compose.yaml's start_interval), with no process of ours beside it."""
+    if since is None or not box.running:
+        return None
+    if box.last_check is not None and box.last_check.began >= since:
+        return box.last_check.passed, box.last_check.output or "its healthcheck failed"
+    if box.started >= since and box.healthcheck:
+        return False, "starting: its first healthcheck has not run yet"
+    return None
+
+
+def wait_converged(timeout: float, expected_down: Collection[str] = (),
+                   since: float | None = None) -> tuple[dict[str, str], dict[str, bool]]:
+    """Until every running service passes its healthcheck (but the services in ``expected_down``, whose
+    connection the doctor foresaw refused), for at most ``timeout`` s.
+
+    ``since`` (epoch s): what the engine checked after that moment stands (_engine_verdict); the rest
+    (an older record: a gateway that read healthy before the primary restarted) is checked here. Between
+    full rounds only the containers that failed here are checked again (each check is a process in a
+    container that is starting), and success is a full round in which all pass.
 
     Returns what still fails (service -> why) and the last result per container, for collect()."""
     deadline = time.monotonic() + timeout
@@ -153,25 +172,27 @@ def wait_converged(timeout: float, expected_down: Collection[str] = ()) -> tuple
     full = True
     while True:
         boxes = engine.containers(timeout=_within(deadline, engine.QUICK, 0.5))
-        todo = [box for box in boxes if box.running and (full or not passed.get(box.name))]
+        by_engine = {box.name: v for box in boxes if (v := _engine_verdict(box, since)) is not None}
+        ours = [box for box in boxes if box.running and box.name not in by_engine]
+        todo = [box for box in ours if full or not passed.get(box.name)]
         checks = _gather({box.name: lambda box=box: engine.healthcheck_now(
             box, _within(deadline, HEALTHCHECK_TIMEOUT, 0.5)) for box in todo})
         failing, results = {}, {}
         for box in boxes:
             kept = (True, "") if box.running and passed.get(box.name) else (False, box.state)
-            ok, why = checks.get(box.name, kept)
+            ok, why = by_engine.get(box.name) or checks.get(box.name, kept)
             results[box.name] = ok
             if not ok:
                 failing[box.service] = why or box.state
         passed = results
         if not set(failing) - set(expected_down):
-            if full:
+            if full or not ours:
                 return failing, results
-            full = True  # the last ones passed: one round over all of them, at once
+            full = True  # the last ones passed: one round over all that are checked here, at once
             continue
         if time.monotonic() > deadline:
             return failing, results
         full = False
-        # Each check starts a process in a container that is itself starting: back to back they would
-        # take the CPU the services need to get there (two cores).
-        time.sleep(RECHECK_PAUSE)
+        # Each check of ours starts a process in a container that is itself starting: back to back they
+        # would take the CPU the services need to get there (two cores). The engine's are only read.
+        time.sleep(RECHECK_PAUSE if [box for box in ours if not passed.get(box.name)] else ENGINE_POLL)

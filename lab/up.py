@@ -5,7 +5,9 @@ with its elapsed time (lab.views.Phases); compose's own output is folded unless 
 """
 from __future__ import annotations
 
+import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from . import steps, topology
 from .deadline import Deadline
 from .errors import LabError
 from .spec import Spec
-from .views import Phases, console, out, print_summary, print_validation, say
+from .views import Phases, console, fold, out, print_summary, print_validation, say
 
 ADMIN_API_WAIT = 60  # the primary's admin API answers within seconds of the container starting
 
@@ -226,8 +228,14 @@ def run(policy: str | None, build: bool, timeout: float, java_security_file: str
              if svc.name not in topo.started_with("primary") and (svc.pki_mount or not lean)]
     if policy == "trusted-ca":
         todo = steps.primary_steps(plan.mounted, primary_host_dir(plan.files, topo))
-        apply_primary_steps(todo, deadline, phases, "primary server setup: the doc's steps, as typed")
-        converge(deadline, phases, later, refused_services(plan.connections, topo), summary=not lean)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # compose makes the later containers while the steps wait on the primary (--remove-orphans:
+            # the extra gateways and clients a smaller `--gateways/--clients` left out); converge starts them.
+            creating = pool.submit(docker.compose, "create", "--no-build", "--remove-orphans", *later,
+                                   timeout=deadline.left(), quiet=True)
+            apply_primary_steps(todo, deadline, phases, "primary server setup: the doc's steps, as typed")
+            created = creating.result()
+        converge(deadline, phases, later, created, refused_services(plan.connections, topo), summary=not lean)
     else:
         apply_primary_steps(steps.builtin_steps(), deadline, phases,
                             "primary server setup: built-in certificates (no trusted-certificate setup needed)")
@@ -250,21 +258,26 @@ def refused_services(connections: list, topo: topology.Topology) -> dict[str, st
             if not c.connects and c.host in by_host}
 
 
-def converge(deadline: Deadline, phases: Phases, later: list[str], expected_down: dict[str, str] | None = None,
-             summary: bool = True) -> None:
-    """``later``: the services started once the doc's steps are done (all but the primary and what it needs)."""
+def converge(deadline: Deadline, phases: Phases, later: list[str], created: subprocess.CompletedProcess,
+             expected_down: dict[str, str] | None = None, summary: bool = True) -> None:
+    """``later``: the services started once the doc's steps are done (all but the primary and what it
+    needs), their containers already made by compose (``created``: its output)."""
     expected_down = expected_down or {}
+    since = time.time()  # the engine's checks from here on judge the restarted primary and what starts now
     with deadline.at("starting gateway and client"), phases.phase("endpoints: gateway and client started, the portal"):
-        # Not `--wait`: a gateway reconnecting after the primary's restart may read unhealthy for a
-        # moment; the services' own healthchecks, run now, are the verdict.
-        # --no-deps and the services named: started while the restarted primary loads its keystore, not
-        # once its check passes (compose.yaml's depends_on); they retry until it listens, as Java's do.
-        # --remove-orphans: the extra gateways and clients a smaller `--gateways/--clients` left out
-        phases.show(docker.compose("up", "-d", "--no-build", "--no-deps", "--remove-orphans", *later,
-                                   timeout=deadline.left(), quiet=phases.quiet))
+        # Started while the restarted primary loads its keystore, not once its check passes (compose.yaml's
+        # depends_on): they retry until it listens, as Java's do. Not `--wait`: the services' own
+        # healthchecks are the verdict (below).
+        made = created.stdout or ""  # captured: compose ran beside the steps' own lines
+        for line in [x.strip() for x in made.splitlines() if x.strip()] if phases.verbose else fold(made):
+            phases.note(line)
+        waiting = [box for box in engine.containers(timeout=deadline.left(engine.QUICK))
+                   if box.service in later and not box.running]
+        engine.start(waiting, timeout=deadline.left())
+        phases.note("started: " + ", ".join(box.name for box in waiting) if waiting else "all were running")
     with deadline.at("waiting until every service is healthy"), \
             phases.phase("healthy: every service passes its own check"):
-        failing, health_now = status.wait_converged(deadline.left(), expected_down)
+        failing, health_now = status.wait_converged(deadline.left(), expected_down, since)
         for svc in set(failing) & set(expected_down):
             phases.note(f"{svc}: not connected, as the doctor foresaw ({expected_down[svc]})")
             del failing[svc]

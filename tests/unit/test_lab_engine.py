@@ -127,6 +127,20 @@ def test_containers_are_found_by_the_project_label(fake):
     assert api.closed == 1
 
 
+def test_a_container_carries_when_it_started_and_the_engine_s_latest_check(fake):
+    box = inspect("gateway", health="starting")
+    box["State"].update(StartedAt="2026-11-29T03:46:04.196099306Z", Health={"Status": "starting", "Log": [
+        {"Start": "2026-11-29T03:46:05.379518994Z", "ExitCode": 1, "Output": "starting: None\n"},
+        {"Start": "2026-11-29T03:46:05.999045558Z", "ExitCode": 0, "Output": "connected to primary-host\n"}]})
+    fresh = inspect("client", health="starting")
+    fresh["State"].update(StartedAt="0001-01-01T00:00:00Z", Health={"Status": "starting", "Log": []})
+    fake([box, fresh])
+    client, gateway = engine.containers()
+    assert gateway.started == pytest.approx(1795923964.196099)  # 2026-11-29 03:46:04.196 UTC
+    assert gateway.last_check == engine.Check(pytest.approx(1795923965.999045), True, "connected to primary-host")
+    assert (client.started, client.last_check) == (0.0, None)
+
+
 def test_a_service_is_found_by_its_service_label(fake):
     api = fake([inspect("primary", state="exited", number=1), inspect("primary", number=2), inspect("gateway")])
     box = engine.running("primary")
@@ -348,6 +362,16 @@ class ThrowawayApi:
 
     def close(self):
         pass
+
+
+def test_start_starts_each_container_in_a_call_of_its_own(fake):
+    api = fake([inspect("gateway", state="created"), inspect("client", state="created")])
+    started = []
+    api.start = lambda cid: started.append(cid)
+    engine.start(engine.containers(), timeout=5)
+    assert sorted(started) == [f"id-{PROJECT}-client-1-created", f"id-{PROJECT}-gateway-1-created"] and api.closed == 3  # the listing's client too
+    engine.start([], timeout=5)
+    assert api.closed == 3
 
 
 def test_a_throwaway_container_runs_stops_and_goes(monkeypatch):

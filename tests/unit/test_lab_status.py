@@ -5,6 +5,7 @@ import subprocess
 import threading
 from types import SimpleNamespace
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -189,6 +190,45 @@ def test_wait_converged_checks_again_only_what_failed_then_all_at_once(lab, monk
     # everyone at once.
     assert rounds == [everyone, ["gateway"], ["gateway"]]
     assert sorted(c[0] for c in fake.calls) == everyone
+
+
+def test_wait_converged_takes_the_engine_s_checks_since_the_restart_and_checks_the_older_ones_itself(lab, monkeypatch):
+    since = 1000.0
+    boxes = [replace(BOXES[0], started=since + 1, last_check=engine.Check(since + 1.5, True, "connected")),
+             replace(BOXES[1], started=since + 1),                                   # no check by the engine yet
+             replace(BOXES[2], started=10.0, last_check=engine.Check(since + 0.2, False, "serving CN=localhost")),
+             replace(BOXES[3], started=10.0, last_check=engine.Check(since - 5, True, "ok"))]  # before: checked here
+    fake = lab(boxes=boxes)
+    sleeps = []
+    monkeypatch.setattr(status, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleeps.append))
+    failing, results = status.wait_converged(0, since=since)
+    assert failing == {boxes[1].service: "starting: its first healthcheck has not run yet",
+                       boxes[2].service: "serving CN=localhost"}
+    assert [c[0] for c in fake.calls] == [boxes[3].service]  # the engine's own verdicts start no process
+    fake.calls.clear()
+    # The engine checks again: everyone passes, and nothing of ours ran but the one full round.
+    boxes[1] = replace(boxes[1], last_check=engine.Check(since + 2, True, "grey"))
+    boxes[2] = replace(boxes[2], last_check=engine.Check(since + 2, True, "serving CN=primary-host"))
+    assert status.wait_converged(5, since=since) == ({}, {box.name: True for box in boxes})
+    assert [c[0] for c in fake.calls] == [boxes[3].service] and sleeps == []
+    # Without `since` (a swarm's tasks) every check is run here, whatever the engine recorded.
+    fake.calls.clear()
+    status.wait_converged(5)
+    assert sorted(c[0] for c in fake.calls) == sorted(box.service for box in boxes)
+
+
+def test_waiting_on_the_engine_alone_polls_it_without_the_pause_for_checks(lab, monkeypatch):
+    since = 1000.0
+    boxes = [replace(box, started=since + 1) for box in BOXES]
+    fake = lab(boxes=boxes)
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        boxes[:] = [replace(box, last_check=engine.Check(since + 2, True, "ok")) for box in boxes]
+    monkeypatch.setattr(status, "time", SimpleNamespace(monotonic=time.monotonic, sleep=sleep))
+    assert status.wait_converged(30, since=since)[0] == {}
+    assert sleeps == [status.ENGINE_POLL] and fake.calls == []
 
 
 def test_a_container_of_installs_is_one_row_for_all_of_them():

@@ -1,6 +1,7 @@
 """`safeq-lab up --timeout S`: one deadline for the whole run; every docker call has a timeout."""
 import io
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -35,18 +36,22 @@ class FakeDocker:
 
     def __init__(self, clock: Clock, cost: float = 2.0):
         self.clock, self.cost, self.calls = clock, cost, []
+        self.lock = threading.Lock()  # `compose create` runs beside the doc's steps
 
     def compose(self, *args, timeout=None, **kwargs):
-        self.calls.append((args, self.clock.now, timeout))
-        self.clock.now += self.cost
+        with self.lock:
+            self.calls.append((args, self.clock.now, timeout))
+            self.clock.now += self.cost
         return subprocess.CompletedProcess(args, 0, stdout="", stderr="")
 
     def exec_sh(self, service, command, input=None, check=True, timeout=engine.DEFAULT):
-        self.calls.append((("exec", service, command), self.clock.now, timeout))
+        with self.lock:
+            self.calls.append((("exec", service, command), self.clock.now, timeout))
         if command == "hangs":
             self.clock.now += timeout
             raise CommandTimeout(docker.label(["docker", "exec", service, "sh", "-c", command]), timeout)
-        self.clock.now += self.cost
+        with self.lock:
+            self.clock.now += self.cost
         return engine.ExecResult(("sh", "-c", command), 0, "", "")
 
     def run(self, argv, timeout, check=True, quiet=False):
@@ -65,6 +70,8 @@ def lab(monkeypatch):
     monkeypatch.setattr(docker, "run", fake.run)
     monkeypatch.setattr(engine, "exec_sh", fake.exec_sh)
     monkeypatch.setattr(engine, "connect", lambda timeout: pytest.fail("a unit test reached the Docker engine"))
+    monkeypatch.setattr(engine, "containers", lambda timeout: [])
+    monkeypatch.setattr(engine, "start", lambda boxes, timeout: None)
     monkeypatch.setattr(lab_up, "print_summary", lambda result: None)
     monkeypatch.setattr(status, "collect", lambda health_now=None, timeout=None: {"timeout": timeout})
     monkeypatch.setattr(steps, "primary_steps", lambda manifest, host_dir: [steps.Step("first", "true"),
@@ -74,7 +81,7 @@ def lab(monkeypatch):
 
 
 def converged(clock, failing=None, cost=3.0):
-    def wait(timeout, expected_down=()):
+    def wait(timeout, expected_down=(), since=None):
         clock.now += cost
         return failing or {}, {}
     return wait
@@ -83,12 +90,14 @@ def converged(clock, failing=None, cost=3.0):
 def test_each_step_gets_the_time_that_is_left(lab, monkeypatch):
     clock, fake = lab
     waits = []
-    monkeypatch.setattr(status, "wait_converged", lambda timeout, expected_down=(): waits.append((clock.now, timeout)) or ({}, {}))
+    monkeypatch.setattr(status, "wait_converged",
+                        lambda timeout, expected_down=(), since=None: waits.append((clock.now, timeout)) or ({}, {}))
     lab_up.run("trusted-ca", build=True, timeout=100)
-    assert len(fake.calls) == 8  # 3 builds, up primary, admin API, 2 steps, up all
+    assert len(fake.calls) == 8  # 3 builds, up primary, admin API, `create` beside the 2 steps
     for args, at, timeout in fake.calls:
         assert 0 < timeout <= 100 - at, (args, at, timeout)
     assert [t for _, _, t in fake.calls[:4]] == [100, 98, 96, 94]  # the builds and `up` get all that is left
+    assert ("create", "--no-build", "--remove-orphans", "client", "gateway") in [args for args, _, _ in fake.calls]
     assert waits == [(16.0, 84.0)]
 
 

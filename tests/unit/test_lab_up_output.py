@@ -182,7 +182,7 @@ def fake_lab(monkeypatch):
 
     def compose(*args, timeout=None, quiet=False, **kwargs):
         calls.append(("compose", args, quiet))
-        return subprocess.CompletedProcess(args, 0, stdout=CHATTER if quiet and args[0] == "up" else "")
+        return subprocess.CompletedProcess(args, 0, stdout=CHATTER if quiet and args[0] in ("up", "create") else "")
 
     def run(argv, timeout, check=True, quiet=False):
         calls.append(("run", tuple(argv[:2]), quiet))
@@ -194,7 +194,10 @@ def fake_lab(monkeypatch):
     monkeypatch.setattr(docker, "run", run)
     monkeypatch.setattr(engine, "exec_sh", lambda *a, **k: engine.ExecResult(("sh",), 0, "", ""))
     monkeypatch.setattr(engine, "connect", lambda timeout: pytest.fail("a unit test reached the Docker engine"))
-    monkeypatch.setattr(status, "wait_converged", lambda timeout, expected_down=(): ({}, {}))
+    monkeypatch.setattr(status, "wait_converged", lambda timeout, expected_down=(), since=None: ({}, {}))
+    made = [engine.Container(f"id-{s}", f"safeq-lab-{s}-1", s, 1, "created", None, None) for s in ("gateway", "client")]
+    monkeypatch.setattr(engine, "containers", lambda timeout: made)
+    monkeypatch.setattr(engine, "start", lambda boxes, timeout: calls.append(("start", tuple(b.service for b in boxes), True)))
     monkeypatch.setattr(status, "collect", lambda *a, **k: {})
     monkeypatch.setattr(lab_up, "print_summary", lambda result: None)
     monkeypatch.setattr(steps, "primary_steps", lambda manifest, host_dir: [
@@ -217,10 +220,12 @@ def test_up_shows_each_phase_folds_compose_and_ends_with_the_docs_check(fake_lab
         "==> endpoints: gateway and client started, the portal",
         "==> healthy: every service passes its own check"]
     assert "    primary# cp /pki/primary-host.pfx /opt/safeqcloud/conf/primary-host.pfx" in result.stderr
-    # The endpoints start while the restarted primary loads its keystore, not once compose saw it healthy.
-    assert [args for kind, args, _ in fake_lab if kind == "compose" and args[0] == "up"] == [
-        ("up", "-d", "--no-build", "primary"),
-        ("up", "-d", "--no-build", "--no-deps", "--remove-orphans", "client", "gateway")]
+    # compose makes the endpoints' containers while the doc's steps run; they start while the restarted
+    # primary loads its keystore, not once compose saw it healthy.
+    assert [(kind, args) for kind, args, _ in fake_lab if kind == "start" or args[0] in ("up", "create")] == [
+        ("compose", ("up", "-d", "--no-build", "primary")),
+        ("compose", ("create", "--no-build", "--remove-orphans", "client", "gateway")),
+        ("start", ("gateway", "client"))]
     assert "Container" not in result.stderr and result.stderr.count(fold(CHATTER)[0]) == 2
     assert all(quiet for _, _, quiet in fake_lab)
     assert "web portal: http://127.0.0.1:" in result.stdout.splitlines()[-4]  # before the doc's check
@@ -238,14 +243,16 @@ def test_a_lean_lab_starts_the_services_with_certificates_only_and_shows_no_summ
     monkeypatch.setattr(lab_up, "print_summary", lambda result: pytest.fail("a lean lab shows no summary"))
     with CliRunner().isolation():
         lab_up.run("trusted-ca", build=False, timeout=60, lean=True)
-    assert [args for kind, args, _ in fake_lab if kind == "compose" and args[0] == "up"][-1] == (
-        "up", "-d", "--no-build", "--no-deps", "--remove-orphans", "gateway")
+    assert [args for kind, args, _ in fake_lab if kind == "compose" and args[0] == "create"] == [
+        ("create", "--no-build", "--remove-orphans", "gateway")]
 
 
 def test_up_verbose_hands_the_terminal_to_compose(fake_lab):
     result = CliRunner().invoke(main, ["up", "--verbose"])
     assert result.exit_code == 0, result.output
-    assert not any(quiet for _, _, quiet in fake_lab)
+    # but `create`, which runs beside the doc's steps: its lines follow them, each as compose said it
+    assert [args[0] for kind, args, quiet in fake_lab if quiet and kind != "start"] == ["create"]
+    assert "    Container safeq-lab-primary-1  Started" in result.stderr.splitlines()
     assert "folded" not in result.stderr
     assert "==> primary started, its admin API answering ..." in result.stderr
 
