@@ -54,9 +54,14 @@ def main() -> int:
         lines.append(f"| {jobs} | {wall:.0f} | {code} | {sum(o['ok'] for o in outcomes)}/{len(outcomes)} | "
                      f"{sum(o['seconds'] for o in outcomes):.0f} | {slow['id']} ({slow['seconds']:.0f} s) |")
     best = min(runs, key=lambda r: r[1])
-    lines += ["", f"Per scenario, seconds (run with {best[0]} labs side by side):", "",
-              "| scenario | s | as expected |", "| --- | ---: | --- |"]
-    lines += [f"| {o['id']} | {o['seconds']:.0f} | {'yes' if o['ok'] else 'no'} |" for o in best[3]]
+    parts = list(dict.fromkeys(part for o in best[3] for part in o.get("timings", {})))
+    lines += ["", f"Per scenario, seconds (run with {best[0]} labs side by side), and the parts of each run:", "",
+              "| scenario | s | as expected | " + " | ".join(parts) + " |",
+              "| --- | ---: | --- | " + " | ".join("---:" for _ in parts) + " |"]
+    lines += [f"| {o['id']} | {o['seconds']:.0f} | {'yes' if o['ok'] else 'no'} | "
+              + " | ".join(f"{o.get('timings', {}).get(p, 0):.1f}" for p in parts) + " |" for o in best[3]]
+    lines.append(f"| all | {sum(o['seconds'] for o in best[3]):.0f} | | "
+                 + " | ".join(f"{sum(o.get('timings', {}).get(p, 0) for o in best[3]):.0f}" for p in parts) + " |")
     publish("catalog", "\n".join(lines) + "\n")
     return 0 if all(code == 0 for _, _, code, _ in runs) else 1
 

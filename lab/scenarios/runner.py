@@ -39,6 +39,7 @@ class Outcome:
     phases: dict[str, list[Result]] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per part of the run, in order
 
     @property
     def ok(self) -> bool:
@@ -51,7 +52,7 @@ class Outcome:
 
     def to_json(self) -> dict:
         return {"id": self.scenario, "title": self.title, "ok": self.ok, "error": self.error,
-                "seconds": round(self.seconds, 1),
+                "seconds": round(self.seconds, 1), "timings": {k: round(v, 1) for k, v in self.timings.items()},
                 "phases": {name: [{"check": r.check.describe(), "ok": r.ok, "observed": r.observed} for r in rs]
                            for name, rs in self.phases.items()}}
 
@@ -106,20 +107,38 @@ def fresh_pki(scenario: Scenario, force: bool) -> Path:
 
 
 def start(scenario: Scenario, *, timeout: float, port: int | None = None, force: bool = False,
-          build: bool = False, lean: bool = False) -> list[Result]:
+          build: bool = False, lean: bool = False, timings: dict[str, float] | None = None) -> list[Result]:
     """Fresh volumes and PKI, the doc's steps, every service healthy, then the break; the expected
     outcome observed (returned; a break that does not show within the time is the caller's to judge).
-    ``lean``: a catalog run's lab, which no trainee looks at (lab.up.run)."""
+    ``lean``: a catalog run's lab, which no trainee looks at (lab.up.run). ``timings``: each part's seconds."""
+    clock = _Clock(timings if timings is not None else {})
     require_named_lab()
     check_replaceable(force)
     docker.preflight()
     docker.compose("down", "--volumes", "--timeout", "2", quiet=True)
     fresh_pki(scenario, force)
     write_json(state_path(), {"id": scenario.id})
+    clock.lap("fresh PKI")
     lab_up.run(scenario.lab.policy, build, timeout, port=port, lean=lean)
+    clock.lap("up")
     for action in scenario.breaks:
         actions.apply(action)
-    return observe.wait(scenario.expect, EXPECT_TIMEOUT)
+    clock.lap("break")
+    seen = observe.wait(scenario.expect, EXPECT_TIMEOUT)
+    clock.lap("expect")
+    return seen
+
+
+class _Clock:
+    """Seconds since the last lap, recorded under each lap's name."""
+
+    def __init__(self, into: dict[str, float]):
+        self.into, self.last = into, time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.into[name] = now - self.last
+        self.last = now
 
 
 def check(scenario: Scenario, timeout: float = 0) -> list[Result]:
@@ -149,13 +168,17 @@ def run(scenario: Scenario, *, timeout: float, port: int | None, solve_it: bool)
     outcome = Outcome(scenario.id, scenario.title)
     began = time.monotonic()
     try:
-        outcome.phases["expect"] = start(scenario, timeout=timeout, port=port, force=True, lean=True)
+        outcome.phases["expect"] = start(scenario, timeout=timeout, port=port, force=True, lean=True,
+                                         timings=outcome.timings)
         if solve_it and scenario.exercise:
+            clock = _Clock(outcome.timings)
             outcome.phases["broken"] = check(scenario)
             for command, code, output in solve(scenario):
                 if code != 0:
                     raise LabError(f"solution step `{command}` failed (exit {code}): {output[-300:]}")
+            clock.lap("solution")
             outcome.phases["fixed"] = check(scenario, FIXED_TIMEOUT)
+            clock.lap("fixed")
     except LabError as exc:
         outcome.error = str(exc)
     outcome.seconds = time.monotonic() - began

@@ -176,9 +176,11 @@ def test_outcome_ok(case, ok):
 
 
 def test_to_json_describes_each_check_with_what_was_observed():
-    data = outcome(expect=EXPECT_OK, error=None, seconds=3.21).to_json()
+    case = outcome(expect=EXPECT_OK, error=None, seconds=3.21)
+    case.timings.update({"up": 2.04, "expect": 1.17})
+    data = case.to_json()
     assert data == {"id": "gateway-expired", "title": "title of gateway-expired", "ok": True, "error": None,
-                    "seconds": 3.2, "phases": {"expect": [
+                    "seconds": 3.2, "timings": {"up": 2.0, "expect": 1.2}, "phases": {"expect": [
                         {"check": "refused validity check failed", "ok": True, "observed": "PKIX: validity check failed"},
                         {"check": "status gateway: reason ~ 'certificate_unknown'", "ok": True,
                          "observed": "disconnected: certificate_unknown"}]}}
