@@ -1,4 +1,5 @@
-"""Judge key and trust stores the way a JRE does, by asking the JRE's keytool.
+"""Judge key and trust stores the way a JRE does, by asking the JRE: its keytool, or the JRE
+validator a service already runs (certkit.jre: KeyStore.load in that JVM, what keytool -list runs).
 
 Java only counts PKCS12 certificates that carry its trusted-cert attribute as
 trust anchors, and refuses some encryptions other tools accept; parsing the
@@ -6,6 +7,7 @@ file ourselves would hide exactly the mistakes the lab is for.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -20,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
 from . import fsio
+from .jre import Validator, ValidatorError
 
 KEYTOOL = os.environ.get("SAFEQ_KEYTOOL", "keytool")
 # keytool's own JVM, started for one short listing: the client compiler only and the serial collector
@@ -86,12 +89,14 @@ def _verdict_key(path: str, password: str, storetype: str, prefix: list[str]) ->
     return (path, *_content(path), digest, storetype, tuple(prefix), tool_id)
 
 
-def list_entries(path: str, password: str, storetype: str = "PKCS12", keytool: Keytool = KEYTOOL) -> list[Entry]:
+def list_entries(path: str, password: str, storetype: str | None = "PKCS12", keytool: Keytool = KEYTOOL,
+                 jre: Validator | None = None) -> list[Entry]:
     """The store's entries as keytool lists them (once per store as it is on disk: ``_VERDICTS``); the
     password goes in the environment variable SAFEQ_STOREPASS (a ``keytool`` command running elsewhere
-    must pass it on)."""
+    must pass it on). With ``jre`` the running JRE validator loads the store instead: the same entries
+    and refusals without a JVM of its own."""
     _check_readable(path)
-    prefix = [keytool] if isinstance(keytool, str) else list(keytool)
+    prefix = list(jre.cmd) if jre is not None else [keytool] if isinstance(keytool, str) else list(keytool)
     key = _verdict_key(path, password, storetype, prefix)
     _load_kept()
     known = _VERDICTS.get(key)
@@ -100,7 +105,8 @@ def list_entries(path: str, password: str, storetype: str = "PKCS12", keytool: K
     if known is not None:
         return _copies(known)
     try:
-        entries = _ask_keytool(path, password, storetype, prefix)
+        entries = _ask_jre(jre, path, password, storetype) if jre is not None else \
+            _ask_keytool(path, password, storetype, prefix)
     except _Refused as exc:  # keytool's own verdict on the store (not a keytool that is missing or hung)
         _remember(key, exc)
         raise
@@ -183,6 +189,17 @@ def _ask_keytool(path: str, password: str, storetype: str, prefix: list[str]) ->
     return parse_list_rfc(proc.stdout)
 
 
+def _ask_jre(jre: Validator, path: str, password: str, storetype: str | None) -> list[Entry]:
+    try:
+        reply = jre.store(path, password, storetype)
+    except ValidatorError as exc:
+        raise StoreError(f"the JRE could not be asked about {path}: {exc}") from None
+    if "refused" in reply:
+        raise _Refused(str(reply["refused"]))
+    return [Entry(e["alias"], e["kind"], [x509.load_der_x509_certificate(base64.b64decode(c)) for c in e["certs"]])
+            for e in reply["entries"]]
+
+
 def java_words(line: str) -> str:
     """keytool's last line without its own "keytool error: " label: what the Java program that
     loads the store (the product) throws, e.g. "java.io.IOException: keystore password was incorrect"."""
@@ -204,10 +221,11 @@ def trusted_certs(entries: list[Entry]) -> list[x509.Certificate]:
     return [c for e in entries if e.kind == "trustedCertEntry" for c in e.certs]
 
 
-def trust_anchors(path: str, password: str, storetype: str = "PKCS12", keytool: Keytool = KEYTOOL) -> list[x509.Certificate]:
+def trust_anchors(path: str, password: str, storetype: str | None = "PKCS12", keytool: Keytool = KEYTOOL,
+                  jre: Validator | None = None) -> list[x509.Certificate]:
     """Only trustedCertEntry certificates are anchors; an empty result is what Java
     rejects with 'the trustAnchors parameter must be non-empty'."""
-    anchors = trusted_certs(list_entries(path, password, storetype, keytool))
+    anchors = trusted_certs(list_entries(path, password, storetype, keytool, jre))
     if not anchors:
         raise StoreError(
             "java.security.InvalidAlgorithmParameterException: the trustAnchors parameter must be non-empty "
@@ -223,8 +241,8 @@ class KeyStore:
     chain: list[x509.Certificate]  # leaf first, as Java serves it
 
 
-def load_keystore(path: str, password: str, keytool: Keytool = KEYTOOL) -> KeyStore:
-    entries = list_entries(path, password, "PKCS12", keytool)
+def load_keystore(path: str, password: str, keytool: Keytool = KEYTOOL, jre: Validator | None = None) -> KeyStore:
+    entries = list_entries(path, password, "PKCS12", keytool, jre)
     keyed = [e for e in entries if e.kind == "PrivateKeyEntry"]
     if not keyed:
         raise StoreError(f"keystore {path} holds no PrivateKeyEntry (a truststore or certificate-only file?)")

@@ -6,6 +6,8 @@ the JRE's own ``X509TrustManager`` (checkClientTrusted / checkServerTrusted) wit
 as trusted entries of an in-memory PKCS12 store; the host name by the JRE's HTTPS endpoint
 identification. Handshake-level rules (jdk.tls.disabledAlgorithms, the peer's
 signature_algorithms_cert) are not part of a chain verdict: they need a live session.
+The same JVM loads key and trust stores (``store``: KeyStore.load, as keytool -list and the
+product do), so a service that judges chains starts no keytool JVM for its stores.
 
 Environment:
   SAFEQ_VALIDATOR_CMD      the whole command (shell words) instead of the default
@@ -287,6 +289,14 @@ class Validator:
             except ValidatorError:
                 return None
         return self._version or None
+
+    def store(self, path: str, password: str, storetype: str | None) -> dict:
+        """The key or trust store as this JRE loads it (KeyStore.load; the type probed when None):
+        {"entries": [{"alias", "kind", "certs": [base64 DER]}]} as keytool -list orders them, or
+        {"refused": the exception as Java prints it}."""
+        reply = self._call({"cmd": "store", "path": path, "password": password, "type": storetype or ""})
+        reply.pop("id", None)
+        return reply
 
     def refusal(self, verdict: Verdict) -> str:
         """A refused chain as this JRE's handshake logs it: "(certificate_unknown) PKIX ..." on JRE 21."""

@@ -5,8 +5,10 @@ import logging
 
 import pytest
 
-from safeqlab import gateway
+from certkit import javastore
+from safeqlab import gateway, service
 from safeqlab.endpoint import SetupError
+from test_jre_support import jre, jre_classes, jre_java  # noqa: F401  (fixtures)
 
 TRUSTED = {
     "HCP_DEFAULT_KEYSTORE": "/pki/gateway-host.pfx",
@@ -157,7 +159,16 @@ def test_ocsp_check_asks_about_the_sent_chain_with_the_anchors_as_issuers(monkey
 
 # --- the trusted identity, read as the JRE reads the stores ---------------------------------------
 
-def test_identity_is_the_keystore_chain_and_the_truststore_anchors(tmp_path, default_pki, pki_tools):
+@pytest.fixture
+def gateway_jre(jre, monkeypatch):
+    """The gateway's own JRE validator (compiled from the image's sources) loads its stores."""
+    monkeypatch.setattr(service, "shared_validator", lambda: jre)
+    monkeypatch.delenv(javastore.VERDICTS_FILE_VAR, raising=False)
+    javastore._VERDICTS.clear()
+    return jre
+
+
+def test_identity_is_the_keystore_chain_and_the_truststore_anchors(tmp_path, default_pki, pki_tools, gateway_jre):
     pki_tools.keytool("-help", check=False)  # skips without a JRE's keytool
     gw = pki_tools.entity(default_pki, "gateway-host")
     ts = default_pki["truststores"][0]
@@ -172,7 +183,7 @@ def test_identity_is_the_keystore_chain_and_the_truststore_anchors(tmp_path, def
 
 
 def test_a_truststore_without_trusted_entries_gives_no_anchors_and_one_warning(tmp_path, default_pki, pki_tools,
-                                                                                caplog):
+                                                                                caplog, gateway_jre):
     """`openssl pkcs12 -export -nokeys` makes a store Java reads no trust anchor from: not a setup
     error to Java, whose trust manager then refuses the primary inside the handshake."""
     pki_tools.keytool("-help", check=False)  # skips without a JRE's keytool
@@ -191,7 +202,7 @@ def test_a_truststore_without_trusted_entries_gives_no_anchors_and_one_warning(t
         "openssl pkcs12 -export -nokeys); import the CA with keytool -importcert"]
 
 
-def test_a_wrong_keystore_password_is_said_as_java_throws_it(tmp_path, default_pki, pki_tools):
+def test_a_wrong_keystore_password_is_said_as_java_throws_it(tmp_path, default_pki, pki_tools, gateway_jre):
     pki_tools.keytool("-help", check=False)  # skips without a JRE's keytool
     gw = pki_tools.entity(default_pki, "gateway-host")
     ts = default_pki["truststores"][0]

@@ -6,7 +6,9 @@ import re
 
 import pytest
 
+from certkit import javastore
 from safeq_primary import hocon, identity, paths
+from test_jre_support import jre, jre_classes, jre_java  # noqa: F401  (fixtures)
 
 KEYSTORE_LINE = 'default-keystore-file = "/opt/safeqcloud/conf/primary-host.pfx"\n'
 
@@ -77,3 +79,22 @@ def test_missing_keystore_file_is_reported_by_name(conf, tmp_path):
     key, _, ks = identity.load_keystore()
     assert key is None and ks["configured"] is True
     assert ks["reason"] == f"keystore file {pfx} does not exist"
+
+
+@pytest.fixture
+def server_jre(jre, monkeypatch):
+    monkeypatch.delenv(javastore.VERDICTS_FILE_VAR, raising=False)
+    javastore._VERDICTS.clear()
+    return jre
+
+
+def test_the_server_s_own_jre_loads_the_keystore(conf, default_pki, pki_tools, server_jre):
+    primary = pki_tools.entity(default_pki, "primary-host")
+    conf.write_text(f'default-keystore-file = "{primary["pfx_path"]}"\n'
+                    f'default-keystore-password = "{primary["pfx_password"]}"\n')
+    key, chain, ks = identity.load_keystore(server_jre)
+    assert key is not None and ks["loaded"] is True and ks["alias"] == "primary-host"
+    assert chain[0].subject.rfc4514_string() == "CN=primary-host,O=Acme"
+    conf.write_text(f'default-keystore-file = "{primary["pfx_path"]}"\ndefault-keystore-password = "wrong"\n')
+    key, _, ks = identity.load_keystore(server_jre)
+    assert key is None and ks["reason"] == "java.io.IOException: keystore password was incorrect"

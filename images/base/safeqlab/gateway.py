@@ -11,7 +11,6 @@ import argparse
 import functools
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cryptography import x509
@@ -62,19 +61,19 @@ def primary_address(settings: dict[str, str]) -> tuple[str, int]:
 
 
 def make_identity(path: str) -> Identity:
-    """Re-read on every attempt, so a fixed file is picked up by the next reconnect."""
+    """Re-read on every attempt, so a fixed file is picked up by the next reconnect. The gateway's own
+    JRE (the validator it judges the primary with) loads both stores, the keystore first."""
     s = read_settings(path)
     truststore = s["HCP_DEFAULT_TRUSTSTORE"]
-    # Both stores at once (a keytool JVM each); the keystore's error is told first, as when read in turn.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        listed = pool.submit(javastore.list_entries, truststore, s["HCP_DEFAULT_TRUSTSTORE_PASSWORD"])
-        try:
-            store = javastore.load_keystore(s["HCP_DEFAULT_KEYSTORE"], s["HCP_DEFAULT_KEYSTORE_PASSWORD"])
-            # The truststore's trustedCertEntry certificates only, as the JRE reads it. None at all is
-            # no setup error to Java: its trust manager refuses the primary in the handshake.
-            anchors = javastore.trusted_certs(listed.result())
-        except javastore.StoreError as exc:
-            raise SetupError(str(exc)) from None
+    jre = service.shared_validator()
+    try:
+        store = javastore.load_keystore(s["HCP_DEFAULT_KEYSTORE"], s["HCP_DEFAULT_KEYSTORE_PASSWORD"], jre=jre)
+        # The truststore's trustedCertEntry certificates only, as the JRE reads it. None at all is
+        # no setup error to Java: its trust manager refuses the primary in the handshake.
+        anchors = javastore.trusted_certs(javastore.list_entries(truststore, s["HCP_DEFAULT_TRUSTSTORE_PASSWORD"],
+                                                                 jre=jre))
+    except javastore.StoreError as exc:
+        raise SetupError(str(exc)) from None
     if not anchors:
         _warn_once(f"Truststore {truststore} has no trustedCertEntry: Java finds no trust anchors in it (a PKCS12 "
                    "made with openssl pkcs12 -export -nokeys); import the CA with keytool -importcert")

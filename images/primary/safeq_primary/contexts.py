@@ -21,7 +21,7 @@ def self_check(validator, chain, host: str) -> dict:
     """Would a Java client that trusts the JRE's cacerts accept what the listener serves,
     under its own host name? The JRE judges the served chain as it judges any server."""
     try:
-        anchors = javastore.trust_anchors(paths.CACERTS, paths.CACERTS_PASSWORD, storetype=None, keytool=paths.KEYTOOL)
+        anchors = javastore.trust_anchors(paths.CACERTS, paths.CACERTS_PASSWORD, storetype=None, jre=validator)
         verdict = validator.judge(chain, anchors, "server", host=host)
     except (javastore.StoreError, ValidatorError) as exc:
         return {"ok": False, "reason": str(exc)}

@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from certkit import javastore
+from certkit.jre import Validator
 from certkit.certs import describe, pem, write_key
 from certkit.build import self_signed_localhost
 
@@ -43,8 +44,9 @@ def read_conf() -> dict[str, str]:
     return hocon.parse(text)
 
 
-def load_keystore():
-    """(key, chain, keystore status); key and chain are None when the keystore is unusable."""
+def load_keystore(jre: Validator | None = None):
+    """(key, chain, keystore status); key and chain are None when the keystore is unusable. ``jre``: the
+    server's own JRE validator loads the store (else keytool of the product's JRE)."""
     ks = {"file": None, "loaded": False, "configured": False, "reason": None}
     try:
         conf = read_conf()
@@ -61,7 +63,7 @@ def load_keystore():
         return None, None, ks
     ks["configured"] = True
     try:
-        store = javastore.load_keystore(ks["file"], password, keytool=paths.KEYTOOL)
+        store = javastore.load_keystore(ks["file"], password, keytool=paths.KEYTOOL, jre=jre)
     except (OSError, javastore.StoreError) as exc:
         ks["reason"] = str(exc)
         log.warning("Could not load keystore %s: %s. %s", ks["file"], exc, FALLBACK)

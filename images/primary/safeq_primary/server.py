@@ -71,10 +71,11 @@ def is_probe(ip: str) -> bool:
 
 
 class Server:
-    def __init__(self, keystore: tuple, builtin: tuple, registry: Registry, stop: threading.Event):
+    def __init__(self, keystore: tuple, builtin: tuple, registry: Registry, stop: threading.Event,
+                 validator: Validator | None = None):
         self.registry = registry
         self.stop = stop
-        self.validator = Validator()
+        self.validator = validator or Validator()
         self.java_version: str | None = None  # the JRE's words differ by release (jsse.handshake_message)
         self.contexts = Contexts(keystore, builtin, registry, self.validator)
         self.revocation = Revocation()
@@ -336,7 +337,8 @@ def main() -> int:
         log.error("Not starting: %s", exc)
         print(f"safeq-cloud-server: not starting: {exc}", file=sys.stderr)
         return EX_CONFIG
-    server = Server(identity.load_keystore(), identity.builtin_identity(), Registry(), stop)
+    jre = Validator()  # loads the keystore (as the product's JRE does) and judges every chain after
+    server = Server(identity.load_keystore(jre), identity.builtin_identity(), Registry(), stop, jre)
     server.start_jre()
     server.context()  # writes the status file before the listener opens
     ready = threading.Event()

@@ -29,7 +29,8 @@ import sun.security.validator.Validator;
 
 /**
  * Chain verdicts decided by this JRE: its PKIX trust manager, its java.security
- * constraints, its exception messages. One JSON request per stdin line, one JSON
+ * constraints, its exception messages; and key and trust stores as it loads them
+ * (Stores). One JSON request per stdin line, one JSON
  * answer per stdout line, so a caller pays the JVM start once, not per handshake.
  *
  * Needs --add-exports java.base/sun.security.util=ALL-UNNAMED and
@@ -84,6 +85,13 @@ public final class Main {
             Object cmd = request.get("cmd");
             if ("info".equals(cmd)) {
                 reply.putAll(info());
+            } else if ("store".equals(cmd)) {
+                String path = string(request, "path", null);
+                String password = string(request, "password", null);
+                if (path == null || password == null) {
+                    throw new BadRequest("store needs path and password");
+                }
+                reply.putAll(Stores.list(path, password, string(request, "type", "")));
             } else if (cmd == null) {
                 reply.putAll(judge(request));
             } else {
