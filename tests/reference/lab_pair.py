@@ -227,7 +227,7 @@ def unattended(path: Path, opts, truststore: tuple[str, str], host: str, port: i
 
 def probe(conf: Path, validator: Validator) -> dict:
     """``safeq-gateway test-connection --unattended conf`` with this validator (service.session's Session)."""
-    spec = Gateway(unattended=str(conf))
+    spec = Gateway(unattended=str(conf), jre=lambda: validator)
     notes = Notes()
     GATEWAY_LOG.addHandler(notes)
     try:

@@ -101,6 +101,6 @@ def test_the_doctor_compiles_the_installed_validator_sources_outside_a_checkout(
                             cwd=tmp_path, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     packaged, classes = result.stdout.splitlines()
-    assert packaged == "True 2"
+    assert packaged == f"True {len(list((ROOT / 'images' / 'base' / 'java').rglob('*.java')))}"
     assert Path(classes).parent == tmp_path / "cache" / "safeq-lab"
     assert (Path(classes) / "pkixjudge" / "Main.class").is_file()

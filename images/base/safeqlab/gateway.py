@@ -12,11 +12,13 @@ import functools
 import logging
 import os
 from pathlib import Path
+from typing import Callable
 
 from cryptography import x509
 
 from certkit import javastore
 from certkit.certs import common_name
+from certkit.jre import Validator
 from . import service, util
 from .endpoint import Identity, Refused, SetupError
 from .health import GATEWAY_STATE
@@ -60,12 +62,13 @@ def primary_address(settings: dict[str, str]) -> tuple[str, int]:
     return (host, int(port)) if host and port.isdigit() else (value, DEFAULT_PORT)
 
 
-def make_identity(path: str) -> Identity:
+def make_identity(path: str, jre: Callable[[], Validator] | None = None) -> Identity:
     """Re-read on every attempt, so a fixed file is picked up by the next reconnect. The gateway's own
-    JRE (the validator it judges the primary with) loads both stores, the keystore first."""
+    JRE (the validator it judges the primary with, unless ``jre`` gives one) loads both stores, the
+    keystore first."""
     s = read_settings(path)
     truststore = s["HCP_DEFAULT_TRUSTSTORE"]
-    jre = service.shared_validator()
+    jre = (jre or service.shared_validator)()
     try:
         store = javastore.load_keystore(s["HCP_DEFAULT_KEYSTORE"], s["HCP_DEFAULT_KEYSTORE_PASSWORD"], jre=jre)
         # The truststore's trustedCertEntry certificates only, as the JRE reads it. None at all is
@@ -114,8 +117,9 @@ class Gateway(service.Spec):
     state_path = STATE
     builtin_dir = BUILTIN_DIR
 
-    def __init__(self, unattended: str | None = None):
+    def __init__(self, unattended: str | None = None, jre: Callable[[], Validator] | None = None):
         self.unattended = unattended  # test-connection --unattended; else the service's file
+        self.jre = jre  # the JRE that loads the stores; None: the process's validator (service.shared_validator)
 
     def add_options(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--unattended", help="unattended installation file (default: the service's)")
@@ -133,7 +137,7 @@ class Gateway(service.Spec):
         return primary_address(read_settings(self.settings_file(), self.builtin()))
 
     def trusted_identity(self, log: logging.Logger):
-        return functools.partial(make_identity, self.settings_file())
+        return functools.partial(make_identity, self.settings_file(), self.jre)
 
     def check_peer(self):
         return ocsp_check()
