@@ -146,7 +146,8 @@ def _engine_verdict(box: Container, since: float | None) -> tuple[bool, str] | N
     """The engine's own verdict on a container when it is recent enough to stand (else None: check it here).
 
     A check the engine began after ``since`` is the verdict; a container started after ``since`` waits
-    for the engine's first one (compose.yaml's start_interval), with no process of ours beside it."""
+    for the engine's first one (compose.yaml's start_interval), with no process of ours beside it. The
+    engine's times and ``since`` are one clock: the engine runs on this host (the PKI is bind-mounted)."""
     if since is None or not box.running:
         return None
     if box.last_check is not None and box.last_check.began >= since:
