@@ -150,7 +150,7 @@ def _engine_verdict(box: Container, since: float | None) -> tuple[bool, str] | N
     engine's times and ``since`` are one clock: the engine runs on this host (the PKI is bind-mounted)."""
     if since is None or not box.running:
         return None
-    if box.last_check is not None and box.last_check.began >= since:
+    if box.last_check is not None and box.last_check.began >= max(since, box.started):  # not before a restart
         return box.last_check.passed, box.last_check.output or "its healthcheck failed"
     if box.started >= since and box.healthcheck:
         return False, "starting: its first healthcheck has not run yet"

@@ -211,6 +211,12 @@ def test_wait_converged_takes_the_engine_s_checks_since_the_restart_and_checks_t
     boxes[2] = replace(boxes[2], last_check=engine.Check(since + 2, True, "serving CN=primary-host"))
     assert status.wait_converged(5, since=since) == ({}, {box.name: True for box in boxes})
     assert [c[0] for c in fake.calls] == [boxes[3].service] and sleeps == []
+    # A container that restarted since its last check passed (a crash, a restart policy) waits for a new one.
+    fake.calls.clear()
+    boxes[0] = replace(boxes[0], started=since + 3)
+    failing, _ = status.wait_converged(0, since=since)
+    assert failing == {boxes[0].service: "starting: its first healthcheck has not run yet"}
+    assert [c[0] for c in fake.calls] == [boxes[3].service]
     # Without `since` (a swarm's tasks) every check is run here, whatever the engine recorded.
     fake.calls.clear()
     status.wait_converged(5)
