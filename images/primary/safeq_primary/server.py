@@ -76,7 +76,6 @@ class Server:
         self.registry = registry
         self.stop = stop
         self.validator = validator or Validator()
-        self.java_version: str | None = None  # the JRE's words differ by release (jsse.handshake_message)
         self.contexts = Contexts(keystore, builtin, registry, self.validator)
         self.revocation = Revocation()
         self.live = LiveSessions(registry, self.revocation,
@@ -90,6 +89,11 @@ class Server:
     def context(self):
         return self.contexts.current()[0]
 
+    @property
+    def java_version(self) -> str | None:
+        """The JRE's words differ by release (jsse.handshake_message): asked of the validator (once)."""
+        return self.validator.java_version
+
     def start_jre(self) -> None:
         """Start the JRE validator now, not in the first handshake, and record which JRE it is."""
         try:
@@ -98,8 +102,7 @@ class Server:
             log.error("The JRE that judges certificate chains did not start: %s", exc)
             self.contexts.record_jre({"error": str(exc)})
             return
-        self.java_version = info.get("java.version")
-        log.info("Certificate chains are judged by the JRE %s (%s), java.security %s", self.java_version,
+        log.info("Certificate chains are judged by the JRE %s (%s), java.security %s", info.get("java.version"),
                  info.get("java.vendor"), info.get("java.security"))
         self.contexts.record_jre(info)
 
@@ -339,7 +342,8 @@ def main() -> int:
         return EX_CONFIG
     jre = Validator()  # loads the keystore (as the product's JRE does) and judges every chain after
     server = Server(identity.load_keystore(jre), identity.builtin_identity(), Registry(), stop, jre)
-    server.start_jre()
+    # The JVM starts beside the listener and the admin API, which need none (a handshake waits for it).
+    threading.Thread(target=server.start_jre, daemon=True).start()
     server.context()  # writes the status file before the listener opens
     ready = threading.Event()
     threading.Thread(target=server.serve, args=(ready,), daemon=True).start()
