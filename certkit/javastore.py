@@ -61,16 +61,17 @@ def _check_readable(path: str) -> None:
 Keytool = str | Sequence[str]  # the keytool binary, or a command that runs one (e.g. in a container)
 
 
-# keytool's verdict per store as it is on disk: a gateway asks again at each reconnect, and a JVM start
-# costs more than a second of CPU. The key is the file's content (its SHA-256: a copy of the same bytes,
-# as the doc's `cp` makes, is the same store), the password's digest, the store type and keytool itself,
-# so any change to what keytool reads asks it again. Whether the service may read the file at all is
-# checked before (_check_readable), never remembered.
+# The JRE's verdict per store as it is on disk (keytool's, or the validator's): a gateway asks again at
+# each reconnect, and a keytool JVM costs more than half a second of CPU. The key is the file's content
+# (its SHA-256: a copy of the same bytes, as the doc's `cp` makes, is the same store), the password's
+# digest, the store type and the tool itself (keytool, or the validator's command), so any change to what
+# is read asks again. Whether the service may read the file at all is checked before (_check_readable),
+# never remembered.
 _VERDICTS: dict[tuple, list[Entry] | StoreError] = {}
 _VERDICTS_MAX = 64
 _LOCK = threading.Lock()
 # A file that keeps the verdicts across restarts (a service's own data volume): a container started
-# again on the same stores starts no keytool. keytool's own identity is in the key too.
+# again on the same stores reads them before its JVM is up. The tool's identity is in the key too.
 VERDICTS_FILE_VAR = "SAFEQ_KEYTOOL_VERDICTS"
 _loaded: set[str] = set()
 
