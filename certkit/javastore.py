@@ -51,6 +51,9 @@ def _check_readable(path: str) -> None:
         st = os.stat(path)
     except FileNotFoundError:
         raise StoreError(f"keystore file {path} does not exist") from None
+    if not stat.S_ISREG(st.st_mode):  # keytool's words; a FIFO would also block the read below
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise StoreError(f"keystore file {path} does not exist ({path} is {kind})")
     if not os.access(path, os.R_OK):
         raise StoreError(
             f"keystore file {path} is not readable by this service "

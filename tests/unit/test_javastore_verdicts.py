@@ -140,3 +140,16 @@ def test_the_kept_file_holds_the_stores_as_they_are_now_only(tmp_path, keytool, 
         store.write_bytes(content)
         javastore.list_entries(str(store), "changeit", keytool=tool)
     assert runs() == 3 and len(json.loads(path.read_text())) == 1
+
+
+def test_a_directory_or_a_fifo_is_no_store_and_nothing_is_read(tmp_path, keytool):
+    tool, runs = keytool
+    folder = tmp_path / "gateway-host.pfx"
+    folder.mkdir()
+    fifo = tmp_path / "acme-ca.pfx"
+    os.mkfifo(fifo)  # reading it would block: refused before anything opens it
+    with pytest.raises(javastore.StoreError, match=r"^keystore file .*gateway-host.pfx does not exist \(.* is a directory\)$"):
+        javastore.list_entries(str(folder), "changeit", keytool=tool)
+    with pytest.raises(javastore.StoreError, match=r"acme-ca.pfx is not a regular file\)$"):
+        javastore.list_entries(str(fifo), "changeit", keytool=tool)
+    assert runs() == 0
