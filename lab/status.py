@@ -21,6 +21,7 @@ PRIMARY = {"endpoints": "safeq-admin endpoints --json",
            "account": "safeq-admin account show --json",  # policy, auto-trust, OCSP, Trusted CA certificates
            # An older primary has no refused list (404): an error reads as an empty list, like the endpoints.
            "refused": "safeq-admin api GET /api/v1/refused"}
+SUMMARY = ("endpoints",)  # what summary_rows reads of the primary's answers besides its own report
 WORKERS = 8  # at most this many commands in the containers at once
 RECHECK_PAUSE = 0.5  # s between rounds of checks while services are still coming up
 ENGINE_POLL = 0.15  # s between reads of the engine's own checks (no process in a container)
@@ -53,10 +54,12 @@ def _gather(calls: dict[str, Callable]) -> dict:
         return {key: future.result() for key, future in futures.items()}
 
 
-def collect(health_now: dict[str, bool] | None = None, timeout: float = engine.DEFAULT) -> dict:
+def collect(health_now: dict[str, bool] | None = None, timeout: float = engine.DEFAULT,
+            asked: Collection[str] = tuple(PRIMARY)) -> dict:
     """``health_now``: container -> passed, when the healthchecks were just run (by wait_converged).
 
-    ``timeout`` bounds the whole collection (each command gets what is left)."""
+    ``timeout`` bounds the whole collection (each command gets what is left). ``asked``: which of the
+    primary's answers (PRIMARY) to ask; the others read as none (the summary table needs the endpoints only)."""
     end = time.monotonic() + timeout
 
     def left(cap: float = engine.DEFAULT) -> float:
@@ -78,7 +81,7 @@ def collect(health_now: dict[str, bool] | None = None, timeout: float = engine.D
         if roles[name] in REPORT:  # each gateway and client reports, the extra ones too (lab.scale)
             calls[f"report {name}"] = lambda box=box, command=REPORT[roles[name]]: _json_from(box, command, left())
     for key, command in PRIMARY.items():
-        if "primary" in live:
+        if "primary" in live and key in asked:
             calls[key] = lambda command=command: _json_from(live["primary"], command, left())
     got = _gather(calls)
     services = []

@@ -79,7 +79,7 @@ def run(build: bool, timeout: float, verbose: bool = False, counts: dict | None 
         if failing:
             raise deadline.expired("not every service became healthy ("
                                    + "; ".join(f"{svc}: {why}" for svc, why in failing.items()) + ")")
-    print_summary(status.collect(health_now, timeout=deadline.left()))
+    print_summary(status.collect(health_now, timeout=deadline.left(), asked=status.SUMMARY))
     say(f"swarm: stack {plan.topo.project}; `docker stack ps {plan.topo.project}` lists its tasks, "
         "`safeq-lab down` removes it")
 

@@ -286,7 +286,7 @@ def converge(deadline: Deadline, phases: Phases, later: list[str], created: subp
             raise deadline.expired(f"not every service became healthy ({detail})")
     if summary:
         with deadline.at("summary"):
-            print_summary(status.collect(health_now, timeout=deadline.left()))
+            print_summary(status.collect(health_now, timeout=deadline.left(), asked=status.SUMMARY))
 
 
 def start_builtin(deadline: Deadline, topo: topology.Topology, phases: Phases, later: list[str],
@@ -308,6 +308,6 @@ def start_builtin(deadline: Deadline, topo: topology.Topology, phases: Phases, l
     if not summary:
         return
     with deadline.at("summary"):
-        print_summary(status.collect(timeout=deadline.left()))
+        print_summary(status.collect(timeout=deadline.left(), asked=status.SUMMARY))
     console.print("Built-in policy: endpoints that are not trusted are refused. Trust them with "
                   "`safeq-lab endpoints trust NAME|ID`, or `safeq-lab account auto-trust on` before they register.")

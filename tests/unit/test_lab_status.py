@@ -150,6 +150,17 @@ def test_health_is_the_check_run_now_not_the_engine_s_record(lab):
     assert not [c for c in fake.calls if c[1].endswith(" health")]
 
 
+def test_the_summary_asks_the_primary_only_what_its_table_shows(lab):
+    fake = lab()
+    data = status.collect(health_now={box.name: True for box in BOXES}, asked=status.SUMMARY)
+    assert sorted(c[1] for c in fake.calls if c[0] == "primary") == ["safeq-admin endpoints --json",
+                                                                     "safeq-admin status --json"]
+    assert data["account"] is None and data["refused"] == []
+    fake.calls.clear()
+    status.collect(health_now={box.name: True for box in BOXES})  # `safeq-lab status`: everything
+    assert len([c for c in fake.calls if c[0] == "primary"]) == 4
+
+
 def test_a_stopped_service_keeps_the_engine_s_state_and_is_not_asked(lab):
     stopped = engine.Container("id-client", "safeq-lab-client-1", "client", 1, "exited", None, None)
     fake = lab(boxes=[b for b in BOXES if b.service != "client"] + [stopped])

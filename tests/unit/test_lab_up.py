@@ -73,7 +73,8 @@ def lab(monkeypatch):
     monkeypatch.setattr(engine, "containers", lambda timeout: [])
     monkeypatch.setattr(engine, "start", lambda boxes, timeout: None)
     monkeypatch.setattr(lab_up, "print_summary", lambda result: None)
-    monkeypatch.setattr(status, "collect", lambda health_now=None, timeout=None: {"timeout": timeout})
+    monkeypatch.setattr(status, "collect", lambda health_now=None, timeout=None, asked=(): {"timeout": timeout,
+                                                                                          "asked": asked})
     monkeypatch.setattr(steps, "primary_steps", lambda manifest, host_dir: [steps.Step("first", "true"),
                                                                            steps.Step("second", "true")])
     monkeypatch.setattr(lab_up.time, "sleep", lambda s: None)
@@ -92,7 +93,10 @@ def test_each_step_gets_the_time_that_is_left(lab, monkeypatch):
     waits = []
     monkeypatch.setattr(status, "wait_converged",
                         lambda timeout, expected_down=(), since=None: waits.append((clock.now, timeout)) or ({}, {}))
+    shown = []
+    monkeypatch.setattr(lab_up, "print_summary", shown.append)
     lab_up.run("trusted-ca", build=True, timeout=100)
+    assert [s["asked"] for s in shown] == [status.SUMMARY]  # the table's answers only
     assert len(fake.calls) == 8  # 3 builds, up primary, admin API, `create` beside the 2 steps
     for args, at, timeout in fake.calls:
         assert 0 < timeout <= 100 - at, (args, at, timeout)
