@@ -15,7 +15,9 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import testinfra
@@ -31,12 +33,16 @@ LAB = labstate.current()    # which files the running lab uses
 
 
 def pytest_collection_modifyitems(config, items):
-    """test_z* files change the lab and put it back: `safeq-lab verify --quick` leaves them out.
-    On a spec's files, the checks that need the lab's own CA are not run; on a swarm stack, those through
+    """test_z* files change the lab and put it back: they run last, and `safeq-lab verify --quick` leaves
+    them out. On a spec's files, the checks that need the lab's own CA are not run; on a swarm stack, those through
     a published port."""
     for item in items:
         if item.path.name.startswith("test_z"):
             item.add_marker(pytest.mark.scenario)
+    # The checks of modules with a head start go after the others (their work runs meanwhile), and
+    # before those that change the lab.
+    items.sort(key=lambda item: (item.path.name.startswith("test_z"),
+                                 hasattr(getattr(item, "module", None), "HEAD_START")))
     # On a spec's files, the checks that need the lab's own CA; on a swarm stack, those through a published port.
     markers = (["lab_pki"] if not LAB.own_pki else []) + (["published"] if swarmlab.is_swarm(LAB) else [])
     left_out = [item for item in items if any(item.get_closest_marker(m) for m in markers)]
@@ -78,8 +84,41 @@ def container(service: str) -> str:
         pytest.fail(f"service {service} is not running: start the lab with `make lab-up`")
 
 
+# -- head starts ----------------------------------------------------------------------------------
+# Work that waits on the primary's deadlines or on throwaway containers rather than on the checks
+# before it. A test module lists it in HEAD_START (work -> AT_ONCE or ON_CONVERGED_LAB); when the
+# module has checks in the session, the work begins on a thread as the session starts and runs beside
+# the other checks; the module's fixture takes its result (or its exception) with taken(work).
+AT_ONCE, ON_CONVERGED_LAB = "at once", "on the converged lab"
+_HEAD_STARTS = ThreadPoolExecutor(4, thread_name_prefix="head-start")
+_begun: dict[Callable, Future] = {}
+
+
+def _begin(session: pytest.Session, when: str) -> None:
+    modules = {item.module for item in session.items if isinstance(item, pytest.Function)}
+    for module in sorted(modules, key=lambda m: m.__name__):
+        for work, at in getattr(module, "HEAD_START", {}).items():
+            if at == when and work not in _begun:
+                _begun[work] = _HEAD_STARTS.submit(work)
+
+
+def taken(work: Callable):
+    """The head start's result, or the work done now when it was not begun (a check run alone)."""
+    future = _begun.pop(work, None)
+    return future.result() if future is not None else work()
+
+
+@pytest.fixture(scope="session")
+def head_starts(request):
+    """Begins what needs no lab; at the session's end, waits for what was begun (its containers and
+    connections end with it)."""
+    _begin(request.session, AT_ONCE)
+    yield
+    _HEAD_STARTS.shutdown(wait=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def lab_converged(doctor):
+def lab_converged(request, head_starts, doctor):
     """Every service passes its own healthcheck now (not docker's lagging record), but those whose
     connection the doctor foresees refused (a spec started with --force)."""
     from lab.status import wait_converged
@@ -88,6 +127,7 @@ def lab_converged(doctor):
     failing = {svc: why for svc, why in failing.items() if svc not in refused}
     if failing:
         pytest.exit(f"the lab is not healthy, no check can run: {failing}", returncode=1)
+    _begin(request.session, ON_CONVERGED_LAB)
 
 
 @pytest.fixture(scope="session")
