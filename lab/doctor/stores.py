@@ -1,9 +1,9 @@
 """PFX keystores and truststores read as the product reads them.
 
 The password and the key by cryptography (so a wrong password is told apart from a file that is
-no PKCS12 at all), the chain and the trusted entries by Java's keytool: Java builds a key entry's
-chain from the file's certificates by issuer name, whatever their order, and counts only
-trustedCertEntry certificates as trusted.
+no PKCS12 at all), the chain and the trusted entries by Java (keytool, or its JDK's running JRE):
+Java builds a key entry's chain from the file's certificates by issuer name, whatever their order,
+and counts only trustedCertEntry certificates as trusted.
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def _java_chain(path: Path, password: str, java: Java, label: str):
     if java.keytool is None:
         return None, []
     try:
-        entries = javastore.list_entries(str(path), password, "PKCS12", java.keytool(path))
+        entries = java.list_store(path, password)
     except javastore.StoreError as exc:
         return None, [finding(ERROR, "java.keystore-unloadable", path, f"{label}: Java's keytool cannot load it: {exc}",
                               "export it again in a form Java reads (openssl pkcs12 -export, or keytool -importkeystore)")]
@@ -153,7 +153,7 @@ def truststore(path: Path, password: str, label: str, java: Java) -> tuple[list[
     if java.keytool is None:  # Java's view unknown: every certificate, as the best guess
         return [c.certificate for c in p12.additional_certs], []
     try:
-        anchors = javastore.trusted_certs(javastore.list_entries(str(path), password, "PKCS12", java.keytool(path)))
+        anchors = javastore.trusted_certs(java.list_store(path, password))
     except javastore.StoreError as exc:
         return [], [finding(ERROR, "java.keystore-unloadable", path, f"{label}: Java's keytool cannot load it: {exc}",
                             "build it with keytool -importcert -storetype PKCS12")]

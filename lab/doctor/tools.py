@@ -1,4 +1,5 @@
-"""The Java the doctor asks: keytool for the stores, the JRE validator for chain verdicts.
+"""The Java the doctor asks: keytool for the stores, the JRE validator for chain verdicts (and for the
+stores too when keytool is the same host JDK's).
 
 The host's keytool and JRE when there are (the validator compiled with the host's javac into a
 cache: build/cache in a checkout, else ~/.cache/safeq-lab), else the lab image's (safeq-lab/base:latest) through ``docker run``; each
@@ -16,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Sequence
 
+from certkit import javastore
 from certkit.jre import CLASSES_DIR, EXPORTS, JVM_OPTIONS, MAIN_CLASS, Validator, ValidatorError
 
 from .. import engine, project
@@ -38,6 +40,20 @@ class Java:
 
     def describe(self) -> dict:
         return {"keytool": self.keytool_source, "jre": self.jre_source}
+
+    def stores_by_jre(self) -> bool:
+        """keytool and the running validator are one JDK's on this host: that JRE loads the stores
+        (keytool's entries, their order and its refusals, without a keytool JVM per store)."""
+        if self.validator is None or (self.keytool_source["source"], self.jre_source["source"]) != ("host", "host"):
+            return False
+        keytool, java = self.keytool_source["command"], self.jre_source["java"]
+        return Path(os.path.realpath(keytool)).parent == Path(os.path.realpath(java)).parent
+
+    def list_store(self, path: Path, password: str) -> list[javastore.Entry]:
+        """The PKCS12 store's entries as Java lists them; javastore.StoreError when Java refuses it."""
+        if self.stores_by_jre():
+            return javastore.list_entries(str(path), password, "PKCS12", jre=self.validator)
+        return javastore.list_entries(str(path), password, "PKCS12", self.keytool(path))
 
     def summary(self) -> str:
         def one(name: str, src: dict) -> str:

@@ -110,6 +110,29 @@ def test_neither_host_java_nor_docker_is_said_clearly(monkeypatch):
     assert source["reason"] == "host: no javac on PATH; docker: docker is not on PATH"
 
 
+@pytest.mark.parametrize("keytool_at, java_at, docker, by_jre", [
+    ("jdk/bin", "jdk/bin", False, True),
+    ("other/bin", "jdk/bin", False, False),  # keytool of another JDK judges its stores itself
+    ("jdk/bin", "jdk/bin", True, False),     # the image's keytool sees the files mounted, the validator not
+])
+def test_the_running_jre_loads_the_stores_only_when_it_is_keytools(tmp_path, monkeypatch, keytool_at, java_at,
+                                                                     docker, by_jre):
+    for folder in {keytool_at, java_at}:
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / keytool_at / "keytool").touch()
+    (tmp_path / java_at / "java").touch()
+    keytool_source = {"source": "host", "command": str(tmp_path / keytool_at / "keytool")}
+    jre_source = {"source": "docker" if docker else "host", "java": str(tmp_path / java_at / "java")}
+    java = tools.Java(lambda path: ["keytool"], keytool_source, object(), jre_source)
+    assert java.stores_by_jre() is by_jre
+    asked = []
+    monkeypatch.setattr(tools.javastore, "list_entries", lambda *args, **kw: asked.append((args, kw)) or [])
+    java.list_store(tmp_path / "store.pfx", "pw")
+    [(args, kw)] = asked
+    assert (kw.get("jre") is java.validator) is by_jre and (len(args) == 4) is not by_jre
+    assert tools.Java(None, keytool_source, None, jre_source).stores_by_jre() is False
+
+
 def test_without_java_the_doctor_says_so_and_still_makes_javas_key_choice(corp, tmp_path, monkeypatch):  # noqa: F811
     none = {"source": "none", "reason": "no keytool on PATH; docker is not on PATH"}
     monkeypatch.setattr(tools, "detect", lambda choice="auto": tools.Java(None, none, None, none))

@@ -5,9 +5,12 @@ and errors expected: anything more (or less) fails the test.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from lab.doctor import material
+from lab import spec
+from lab.doctor import material, runner, tools
 from support.fixtures_openssl import CA_EXT
 from support.handover import CASES, CONNECTIONS, Case, Corp
 from test_doctor_support import corp, doctor  # noqa: F401  (fixture)
@@ -113,3 +116,17 @@ def test_connections_foreseen_as_the_jre_decides(corp, tmp_path, name):  # noqa:
     assert seen["gateway"] == gateway or (gateway and seen["gateway"][0] == gateway[0]
                                           and gateway[1] in seen["gateway"][1]), seen
     assert seen["client"] == client or (client and client[1] in seen["client"][1]), seen
+
+
+@pytest.mark.parametrize("name", ["good", "pfx without the intermediate, only the root trusted",
+                                  "pfx with only the leaf, the issuing CA trusted", "-nokeys truststore"])
+def test_keytool_and_its_jdks_running_jre_find_the_same(corp, tmp_path, name):  # noqa: F811 (fixture)
+    java = tools.detect("host")
+    if not java.stores_by_jre():
+        pytest.skip(f"no host keytool and JRE of one JDK: {java.summary()}")
+    by_keytool = dataclasses.replace(java, jre_source={**java.jre_source, "java": "(another JDK)"})
+    assert not by_keytool.stores_by_jre()
+    handover = spec.load(CASES[name][0](corp).write(tmp_path))
+    seen = [runner.check(handover, j) for j in (java, by_keytool)]
+    assert seen[0].findings == seen[1].findings and seen[0].connections == seen[1].connections
+    assert [len(e.anchors) for e in seen[0].material.endpoints] == [len(e.anchors) for e in seen[1].material.endpoints]
