@@ -39,9 +39,11 @@ ONEOFF_LABEL = "com.docker.compose.oneoff"  # `compose run` containers: not the 
 
 
 class CommandTimeout(LabError):
-    def __init__(self, label: str, seconds: float, hint: str = HANG_HINT):
+    """``output``: what the command had printed (stdout) before it was given up on."""
+
+    def __init__(self, label: str, seconds: float, hint: str = HANG_HINT, output: str = ""):
         super().__init__(f"`{label}` did not answer in {seconds:.0f} s: {hint}")
-        self.seconds = seconds
+        self.seconds, self.output = seconds, output
 
 
 class NotRunning(LabError):
@@ -272,8 +274,8 @@ def _converse(sock: socket.socket, input: str | None, end: float, what: str, tim
             if not chunk:
                 return demux(bytes(data))
             data += chunk
-    except socket.timeout:
-        raise CommandTimeout(what, timeout) from None
+    except (socket.timeout, CommandTimeout):
+        raise CommandTimeout(what, timeout, output=demux(bytes(data))[0].decode(errors="replace")) from None
 
 
 def _send_stdin(sock: socket.socket, data: bytes) -> None:

@@ -34,6 +34,52 @@ class Step:
     unless: str | None = None  # skip when this command succeeds (makes `up` re-runnable)
 
 
+# One console session for all the steps: after each, a line on stdout says how it ended.
+MARK = "@@safeq-lab-step"
+INPUT_END = "SAFEQ_LAB_INPUT"  # ends a step's typed answers (a here-document)
+BEFORE = "before"              # the step's `unless` held: done before
+
+
+@dataclass(frozen=True)
+class Ended:
+    index: int
+    code: int | None   # None: done before (its `unless` held)
+    output: str        # what it printed, stdout and stderr
+
+
+def console(todo: list[Step]) -> str:
+    """The steps as a person types them in one shell on the primary: in order, each as written (its
+    answers, if any, on the lines after it), and the first that fails ends the session."""
+    parts = []
+    for i, step in enumerate(todo):
+        typed = step.command
+        if step.stdin is not None:
+            if INPUT_END in step.stdin.splitlines():
+                raise ValueError(f"the answers of step {step.title!r} contain the line {INPUT_END}")
+            answers = step.stdin if step.stdin.endswith("\n") else step.stdin + "\n"
+            typed = f"{{ {typed}\n}} <<'{INPUT_END}'\n{answers}{INPUT_END}"
+        # The marker on a line of its own, whether or not the output ended with one.
+        run = f"{{ {typed}\n}} 2>&1; rc=$?; printf '\\n{MARK} {i} %s\\n' $rc; [ $rc -eq 0 ] || exit $rc"
+        if step.unless:
+            run = f"if {{ {step.unless}\n}} >/dev/null 2>&1; then printf '{MARK} {i} {BEFORE}\\n'; else\n{run}\nfi"
+        parts.append(run)
+    return "\n".join(parts) + "\n"
+
+
+def ended(stdout: str) -> list[Ended]:
+    """How each step the session reached ended, from its markers (the last one may have failed)."""
+    out, lines = [], []
+    for line in stdout.splitlines():
+        words = line.split()
+        if len(words) == 3 and words[0] == MARK and words[1].isdigit():
+            text = "\n".join(lines)
+            out.append(Ended(int(words[1]), None if words[2] == BEFORE else int(words[2]), text.strip("\n")))
+            lines = []
+        else:
+            lines.append(line)
+    return out
+
+
 def in_container(path: Path, host_dir: Path) -> str:
     """Where the primary sees a file of its host folder: under /pki."""
     try:

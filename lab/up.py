@@ -74,16 +74,33 @@ def start_primary(phases: Phases, deadline: Deadline) -> None:
 
 
 def apply_primary_steps(todo: list[steps.Step], deadline: Deadline, phases: Phases, title: str) -> None:
+    """The steps in one console session on the primary (one shell, as a person at its console): each
+    command as typed, in order; the first that fails ends the session and is the error."""
     with phases.phase(title):
-        for step in todo:
-            with deadline.at(f"primary setup: {step.title}"):
-                if step.unless and engine.exec_sh("primary", step.unless, check=False,
-                                                  timeout=deadline.left(docker.DEFAULT)).returncode == 0:
-                    phases.note(f"{step.title}: already done")
-                    continue
+        if not todo:
+            return
+        with deadline.at(f"primary setup: {todo[0].title}"):
+            try:
+                session = engine.exec_sh("primary", steps.console(todo), check=False,
+                                         timeout=deadline.left(docker.DEFAULT * len(todo)))
+            except engine.CommandTimeout as exc:  # name the step it hung in
+                deadline.step = f"primary setup: {todo[min(len(steps.ended(exc.output)), len(todo) - 1)].title}"
+                raise
+        done = steps.ended(session.stdout)
+        for end in done:
+            step = todo[end.index]
+            if end.code is None:
+                phases.note(f"{step.title}: already done")
+            else:
                 phases.note(step.title)
                 phases.note(f"primary# {step.command}")
-                engine.exec_sh("primary", step.command, input=step.stdin, timeout=deadline.left(docker.DEFAULT))
+        if done and done[-1].code:
+            said = done[-1].output.strip().splitlines()
+            raise LabError(f"in primary: `{todo[done[-1].index].command}` failed: {said[-1] if said else done[-1].code}")
+        if len(done) < len(todo):  # the shell itself failed (or the primary's container went away)
+            said = (session.stderr or session.stdout).strip().splitlines()
+            raise LabError(f"in primary: the doc's steps stopped before `{todo[len(done)].command}`: "
+                           f"{said[-1] if said else f'exit {session.returncode}'}")
 
 
 def own_pki(deadline: Deadline) -> tuple[Path, Spec]:

@@ -1,4 +1,5 @@
-"""The doc's application.conf edit, as `safeq-lab up` types it, read back by the primary's parser."""
+"""The doc's steps as `safeq-lab up` types them (one console session on the primary), the application.conf
+edit read back by the primary's parser."""
 import dataclasses
 import json
 import os
@@ -10,7 +11,11 @@ from pathlib import Path
 import pytest
 
 import pki
-from lab import spec as lab_spec, steps
+from lab import engine, spec as lab_spec, steps
+from lab import up as lab_up
+from lab.deadline import Deadline
+from lab.errors import LabError
+from lab.views import Phases
 
 from safeq_primary import hocon
 
@@ -68,6 +73,7 @@ RECORDER = """#!/usr/bin/env python3
 import json, os, sys
 with open(os.environ["ARGV_LOG"], "a") as log:
     log.write(json.dumps([os.path.basename(sys.argv[0]), *sys.argv[1:]]) + "\\n")
+sys.exit(1 if sys.argv[1:3] == ["trusted-ca", "contains"] else 0)  # a new account holds no CA yet
 """
 
 
@@ -105,10 +111,11 @@ def test_file_names_are_quoted_in_every_primary_step(manifest, tmp_path, monkeyp
         account=dataclasses.replace(data.account, trusted_cas=tuple(sorted(mount.glob("*.cer")))))
     work = tmp_path / "cwd"
     work.mkdir()
-    for step in steps.primary_steps(data, mount):
-        for command in filter(None, (step.unless, step.command)):
-            subprocess.run(["sh", "-c", command], cwd=work, env=env, input=step.stdin, text=True,
-                           capture_output=True)
+    todo = steps.primary_steps(data, mount)
+    # One console session, as `up` types them.
+    session = subprocess.run(["sh", "-c", steps.console(todo)], cwd=work, env=env, text=True, capture_output=True,
+                             stdin=subprocess.DEVNULL, timeout=30)
+    assert [(e.index, e.code) for e in steps.ended(session.stdout)] == [(i, 0) for i in range(len(todo))], session
 
     assert [p.name for p in tmp_path.rglob("pwned*")] == []  # nothing ran
     pfx = conf / f"{NASTY_ENTITY}.pfx"
@@ -168,3 +175,49 @@ def test_the_specs_ocsp_setting_is_typed_only_when_given(manifest, ocsp, url, co
     data = dataclasses.replace(data, account=dataclasses.replace(data.account, ocsp=ocsp, ocsp_url=url))
     typed = [s.command for s in steps.primary_steps(data, host_dir) if "account ocsp" in s.command]
     assert typed == ([command] if command else [])
+
+
+# -- one console session for all the steps ----------------------------------------------------------
+
+def local_console(service, command, check=True, timeout=60, input=None):
+    """The primary's shell played by this host's sh (what `up` sends is what runs)."""
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=timeout)
+    return engine.ExecResult(("sh", "-c", command), done.returncode, done.stdout, done.stderr)
+
+
+def test_the_console_runs_each_step_as_typed_and_the_first_failure_ends_it(tmp_path):
+    todo = [steps.Step("speak", "echo out; echo err >&2"),
+            steps.Step("answer the prompts", "read a; read b; echo \"$a/$b\"", stdin="changeit\nyes\n"),
+            steps.Step("done before", f"touch {tmp_path}/skipped", unless="true"),
+            steps.Step("not yet done", "echo ran", unless="false"),
+            steps.Step("fails", "printf 'no newline'; (exit 3)"),
+            steps.Step("never", f"touch {tmp_path}/reached")]
+    session = local_console("primary", steps.console(todo))
+    assert session.returncode == 3
+    assert steps.ended(session.stdout) == [steps.Ended(0, 0, "out\nerr"), steps.Ended(1, 0, "changeit/yes"),
+                                           steps.Ended(2, None, ""), steps.Ended(3, 0, "ran"),
+                                           steps.Ended(4, 3, "no newline")]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_up_names_the_step_that_failed_in_its_words_and_shows_those_before(monkeypatch):
+    monkeypatch.setattr(engine, "exec_sh", local_console)
+    shown = Phases(verbose=True)
+    notes = []
+    monkeypatch.setattr(shown, "note", notes.append)
+    todo = [steps.Step("Copy", "true"), steps.Step("Import", "echo 'keytool error: java.lang.Exception: "
+                                                            "Certificate not imported, alias <mykey> already exists'; "
+                                                            "(exit 1)"), steps.Step("Restart", "true")]
+    with pytest.raises(LabError) as err:
+        lab_up.apply_primary_steps(todo, Deadline(60), shown, "setup")
+    assert str(err.value) == ("in primary: `" + todo[1].command + "` failed: keytool error: java.lang.Exception: "
+                              "Certificate not imported, alias <mykey> already exists")
+    assert notes == ["Copy", "primary# true", "Import", f"primary# {todo[1].command}"]
+
+
+def test_a_console_that_ends_early_is_an_error_not_a_pass(monkeypatch):
+    monkeypatch.setattr(engine, "exec_sh", lambda service, command, **kw: engine.ExecResult(
+        ("sh",), 125, "", "the primary is not running: start the lab with `safeq-lab up`"))
+    with pytest.raises(LabError, match=r"^in primary: the doc's steps stopped before `cp a b`: the primary is not "):
+        lab_up.apply_primary_steps([steps.Step("Copy", "cp a b")], Deadline(60), Phases(), "setup")

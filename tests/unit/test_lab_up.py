@@ -15,6 +15,7 @@ from lab.deadline import Deadline
 from lab.docker import CommandTimeout
 from lab.errors import LabError
 from lab.views import Phases
+from support import fake_console
 
 TOPO = topology.parse({"name": "safeq-lab", "services": {
     "primary": {"hostname": "primary-host", "volumes": [{"type": "bind", "source": "/p/hosts/primary-host"}]},
@@ -47,12 +48,14 @@ class FakeDocker:
     def exec_sh(self, service, command, input=None, check=True, timeout=engine.DEFAULT):
         with self.lock:
             self.calls.append((("exec", service, command), self.clock.now, timeout))
-        if command == "hangs":
+        if "{ hangs\n" in command:  # the doc's steps' console session, hanging in that step
             self.clock.now += timeout
-            raise CommandTimeout(docker.label(["docker", "exec", service, "sh", "-c", command]), timeout)
+            done = command.split("{ hangs\n")[0]
+            raise CommandTimeout(docker.label(["docker", "exec", service, "sh", "-c", "..."]), timeout,
+                                 output=fake_console.passed(done))
         with self.lock:
             self.clock.now += self.cost
-        return engine.ExecResult(("sh", "-c", command), 0, "", "")
+        return fake_console.ran(service, command)
 
     def run(self, argv, timeout, check=True, quiet=False):
         self.calls.append((tuple(argv), self.clock.now, timeout))
@@ -97,12 +100,12 @@ def test_each_step_gets_the_time_that_is_left(lab, monkeypatch):
     monkeypatch.setattr(lab_up, "print_summary", shown.append)
     lab_up.run("trusted-ca", build=True, timeout=100)
     assert [s["asked"] for s in shown] == [status.SUMMARY]  # the table's answers only
-    assert len(fake.calls) == 8  # 3 builds, up primary, admin API, `create` beside the 2 steps
+    assert len(fake.calls) == 7  # 3 builds, up primary, admin API, `create` beside the steps' one console session
     for args, at, timeout in fake.calls:
         assert 0 < timeout <= 100 - at, (args, at, timeout)
     assert [t for _, _, t in fake.calls[:4]] == [100, 98, 96, 94]  # the builds and `up` get all that is left
     assert ("create", "--no-build", "--remove-orphans", "client", "gateway") in [args for args, _, _ in fake.calls]
-    assert waits == [(16.0, 84.0)]
+    assert waits == [(14.0, 86.0)]
 
 
 def test_a_step_past_the_deadline_names_the_run_and_the_step(lab, monkeypatch):

@@ -14,6 +14,7 @@ from lab.cli import main
 from lab.deadline import Deadline
 from lab.docker import CommandFailed, CommandTimeout
 from lab.views import TAIL, Phases, fold, validation_commands
+from support import fake_console
 
 TOPO = topology.parse({"name": "safeq-lab", "services": {
     "primary": {"hostname": "primary-host", "ports": [{"host_ip": "127.0.0.1", "published": "2560", "target": 2560}],
@@ -192,7 +193,7 @@ def fake_lab(monkeypatch):
     monkeypatch.setattr(lab_up, "prepare", lambda *args: lab_up.Plan(None, Path("/p"), TOPO))
     monkeypatch.setattr(docker, "compose", compose)
     monkeypatch.setattr(docker, "run", run)
-    monkeypatch.setattr(engine, "exec_sh", lambda *a, **k: engine.ExecResult(("sh",), 0, "", ""))
+    monkeypatch.setattr(engine, "exec_sh", lambda service, command, **k: fake_console.ran(service, command))
     monkeypatch.setattr(engine, "connect", lambda timeout: pytest.fail("a unit test reached the Docker engine"))
     monkeypatch.setattr(status, "wait_converged", lambda timeout, expected_down=(), since=None: ({}, {}))
     made = [engine.Container(f"id-{s}", f"safeq-lab-{s}-1", s, 1, "created", None, None) for s in ("gateway", "client")]
