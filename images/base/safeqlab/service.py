@@ -15,7 +15,7 @@ from typing import Callable
 from cryptography import x509
 
 from certkit import fsio
-from certkit.jre import Validator
+from certkit.jre import Validator, ValidatorError
 from . import proto, util
 from .builtin import BuiltinIdentity
 from .endpoint import Identity, Session, SetupError
@@ -57,6 +57,15 @@ def shared_validator() -> Validator:
         if not _validators:
             _validators.append(Validator())
         return _validators[0]
+
+
+def start_validator_early() -> None:
+    """The JVM starts while the stores are read and the primary is reached, not in the first handshake.
+    A JRE that cannot start is the session's error when it asks for a verdict (not this thread's)."""
+    try:
+        shared_validator().java_version
+    except ValidatorError:
+        return
 
 
 class Spec:
@@ -119,8 +128,7 @@ def session(spec: Spec, host: str, port: int, state: StateFile | None, log: logg
     if spec.builtin():
         identity = BuiltinIdentity(spec.builtin_dir, spec.host_name(), log)
         return Session(host=host, port=port, role=spec.role, state=state, log=log, stop=stop, builtin=identity)
-    # The JVM starts while the stores are read and the primary is reached, not in the first handshake.
-    threading.Thread(target=lambda: shared_validator().java_version, daemon=True).start()
+    threading.Thread(target=start_validator_early, daemon=True).start()
     return Session(host=host, port=port, role=spec.role, state=state, log=log, stop=stop,
                    trusted=spec.trusted_identity(log), check_peer=spec.check_peer(), validator=shared_validator)
 
