@@ -42,6 +42,21 @@ def test_default_pfx_uses_pbes2_aes256_and_sha256_mac(pki_tools, default_pki):
     assert "Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC" in info
 
 
+def test_default_pfx_encryption_has_the_iterations_keytool_writes(pki_tools, default_pki, tmp_path):
+    made = tmp_path / "keytool.p12"
+    pki_tools.keytool("-genkeypair", "-keyalg", "EC", "-alias", "k", "-dname", "CN=k", "-storetype", "PKCS12",
+                      "-keystore", str(made), "-storepass", "changeit")
+
+    def iterations(pfx: str, password: str) -> list[str]:
+        return re.findall(r"PBES2, PBKDF2, AES-256-CBC, Iteration (\d+)", _pkcs12_info(pki_tools, pfx, password)
+                          .stderr.decode())
+
+    ent = default_pki["entities"][0]
+    expected = iterations(str(made), "changeit")
+    assert expected and set(expected) == {expected[0]}
+    assert iterations(ent["pfx_path"], ent["pfx_password"]) == [expected[0]] * 2  # the certificates' bag, the key's
+
+
 def test_legacy_pfx_uses_3des_and_sha1_mac(pki_tools, legacy_pki):
     ent = legacy_pki["entities"][0]
     info = _pkcs12_info(pki_tools, ent["pfx_path"], ent["pfx_password"]).stderr.decode()
