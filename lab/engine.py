@@ -388,6 +388,29 @@ def remove(box: Container, timeout: float = DEFAULT) -> None:
         api.remove_container(box.id, force=True)
 
 
+def discard(project_name: str, timeout: float = DEFAULT) -> None:
+    """A throwaway lab gone at once (a scenario's, once its outcome is recorded): its containers killed
+    and removed, then its volumes and networks, found by compose's project label. `compose down
+    --volumes` without the stop's grace: nothing in the lab is judged any more."""
+    wanted = {"label": f"{PROJECT_LABEL}={project_name}"}
+    with session(timeout, label(["docker", "compose", "-p", project_name, "down", "--volumes"])) as api:
+        boxes = api.containers(all=True, filters=wanted)
+        with ThreadPoolExecutor(max(1, min(8, len(boxes)))) as pool:
+            list(pool.map(lambda box: _gone(api.remove_container, box["Id"], force=True, v=True), boxes))
+        for volume in api.volumes(filters=wanted).get("Volumes") or []:
+            _gone(api.remove_volume, volume["Name"])
+        for network in api.networks(filters=wanted):
+            _gone(api.remove_network, network["Id"])
+
+
+def _gone(remove_it, *args, **kwargs) -> None:
+    """Removed now, or by someone else since it was listed."""
+    try:
+        remove_it(*args, **kwargs)
+    except sdk.errors.NotFound:
+        return
+
+
 def remove_volumes(names: Sequence[str], timeout: float = DEFAULT) -> None:
     """`docker volume rm NAME...`, leaving out the ones that do not exist."""
     with session(timeout, label(["docker", "volume", "rm", *names])) as api:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from typing import Callable, Sequence
 
 from certkit.fsio import atomic_write
 
-from .. import docker, labstate, project
+from .. import docker, engine, labstate, project
 from ..errors import LabError
 from .catalog import Scenario
 
@@ -92,11 +93,13 @@ def _stop_all(children: list[Child]) -> None:
 
 
 def remove_lab(name: str) -> None:
-    """A scenario lab's containers, network and volumes, whatever its child left behind."""
-    env = {**os.environ, "SAFEQ_LAB_NAME": name}
-    subprocess.run(["docker", "compose", "-f", str(project.root() / "compose.yaml"), "-p", name, "down", "--volumes",
-                    "--timeout", "2"], capture_output=True, cwd=project.root(), env=env, timeout=120)
-    import shutil
+    """A scenario lab's containers, network and volumes (its compose project is the lab's name), whatever
+    its child left behind."""
+    try:
+        engine.discard(name)
+    except LabError as exc:
+        print(f"warning: lab {name} was not all removed ({exc}): `safeq-lab --lab {name} down --volumes` "
+              "removes it", file=sys.stderr)
     shutil.rmtree(labstate.folder(name), ignore_errors=True)
 
 

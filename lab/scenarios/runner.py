@@ -17,7 +17,7 @@ from pathlib import Path
 import pki
 from certkit.fsio import StateError, read_json, write_json
 
-from .. import docker, labstate, project, up as lab_up
+from .. import docker, engine, labstate, project, up as lab_up
 from ..errors import LabError
 from . import actions, observe
 from .catalog import Scenario
@@ -115,7 +115,7 @@ def start(scenario: Scenario, *, timeout: float, port: int | None = None, force:
     require_named_lab()
     check_replaceable(force)
     docker.preflight()
-    docker.compose("down", "--volumes", "--timeout", "2", quiet=True)
+    engine.discard(engine.project())  # what this lab ran before: replaced, not stopped with grace
     fresh_pki(scenario, force)
     write_json(state_path(), {"id": scenario.id})
     clock.lap("fresh PKI")
@@ -186,6 +186,11 @@ def run(scenario: Scenario, *, timeout: float, port: int | None, solve_it: bool)
 
 
 def remove() -> None:
-    """The lab gone: containers, network, volumes, its folder (PKI included)."""
-    docker.compose("down", "--volumes", "--timeout", "2", check=False, quiet=True)
+    """The lab gone: containers, network, volumes, its folder (PKI included). Runs in `finally`: a lab the
+    engine cannot remove is said, not raised over the scenario's own outcome or error."""
+    try:
+        engine.discard(engine.project())
+    except LabError as exc:
+        print(f"warning: the lab's containers were not all removed ({exc}): "
+              f"`safeq-lab --lab {labstate.name()} down --volumes` removes them", file=sys.stderr)
     shutil.rmtree(labstate.folder(), ignore_errors=True)

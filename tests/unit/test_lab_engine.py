@@ -426,3 +426,56 @@ def test_read_file_takes_the_one_file_out_of_the_engine_s_archive(fake, monkeypa
     monkeypatch.setattr(engine, "running", lambda service, timeout=None: engine._container(inspect(service)))
     monkeypatch.setattr(engine, "connect", lambda timeout: api)
     assert engine.read_file("primary", "/tmp/bad/garbage.cer") == b"\x00\x01abc"
+
+
+class LabObjectsApi:
+    """Containers, volumes and networks of two labs, by compose's project label."""
+
+    def __init__(self):
+        self.objects = {kind: {f"{lab}-{kind}-{i}": lab for lab in ("scn-a", "scn-b") for i in (1, 2)}
+                        for kind in ("container", "volume", "network")}
+        self.calls, self.lock = [], threading.Lock()
+
+    def _of(self, kind, filters):
+        [wanted] = filters["label"] if isinstance(filters["label"], list) else [filters["label"]]
+        return [name for name, lab in self.objects[kind].items() if wanted == f"{engine.PROJECT_LABEL}={lab}"]
+
+    def _remove(self, kind, name, **kw):
+        with self.lock:
+            self.calls.append((kind, name, kw))
+            if self.objects[kind].pop(name, None) is None or name.endswith("-2") and kind == "volume":
+                raise api_error(404, sdk.errors.NotFound)  # the second volume went with its container
+
+    def containers(self, all=False, filters=None):
+        assert all
+        return [{"Id": name} for name in self._of("container", filters)]
+
+    def volumes(self, filters):
+        return {"Volumes": [{"Name": name} for name in self._of("volume", filters)]}
+
+    def networks(self, filters):
+        return [{"Id": name} for name in self._of("network", filters)]
+
+    def remove_container(self, cid, force, v):
+        self._remove("container", cid, force=force, v=v)
+
+    def remove_volume(self, name):
+        self._remove("volume", name)
+
+    def remove_network(self, nid):
+        self._remove("network", nid)
+
+    def close(self):
+        pass
+
+
+def test_discard_removes_a_labs_containers_at_once_then_its_volumes_and_networks(monkeypatch):
+    api = LabObjectsApi()
+    monkeypatch.setattr(engine, "connect", lambda timeout: api)
+    engine.discard("scn-a")
+    assert sorted(c[:2] for c in api.calls[:2]) == [("container", "scn-a-container-1"), ("container", "scn-a-container-2")]
+    assert all(kw == {"force": True, "v": True} for _, _, kw in api.calls[:2])  # killed, not stopped with grace
+    assert [c[:2] for c in api.calls[2:]] == [("volume", "scn-a-volume-1"), ("volume", "scn-a-volume-2"),
+                                              ("network", "scn-a-network-1"), ("network", "scn-a-network-2")]
+    assert all(lab == "scn-b" for kind in api.objects.values() for lab in kind.values())
+    assert len(api.objects["container"]) == 2  # the other lab untouched
