@@ -84,6 +84,11 @@ def _stop_all(children: list[Child]) -> None:
     for child in children:
         if child.proc.poll() is None:
             os.killpg(child.proc.pid, signal.SIGTERM)  # the child removes its lab on SIGTERM
+    _wait_all(children)
+
+
+def _wait_all(children: list[Child]) -> None:
+    """Children that are removing their labs: given the time to (a removal is a few engine calls)."""
     for child in children:
         try:
             child.proc.wait(timeout=60)
@@ -112,13 +117,16 @@ def run_all(scenarios: Sequence[Scenario], *, jobs: int, solve: bool, timeout: i
     if len(ports) < len(waiting):
         raise LabError(f"not enough free ports from {FIRST_PORT} up on 127.0.0.1 for {len(waiting)} labs")
     running: list[Child] = []
+    leaving: list[Child] = []  # outcome written, the child now removing its lab
     done: dict[str, dict] = {}
     try:
         while waiting or running:
             while waiting and len(running) < jobs:
                 running.append(_spawn(waiting.pop(0), ports.pop(0), solve, timeout))
-            for child in [c for c in running if c.proc.poll() is not None]:
+            # A child whose outcome is written frees its place: its lab's removal overlaps the next scenario.
+            for child in [c for c in running if c.result.exists() or c.proc.poll() is not None]:
                 running.remove(child)
+                leaving.append(child)
                 done[child.scenario.id] = _collect(child)
                 progress(done[child.scenario.id])
             for child in running:
@@ -128,6 +136,7 @@ def run_all(scenarios: Sequence[Scenario], *, jobs: int, solve: bool, timeout: i
             time.sleep(0.2)
     finally:
         _stop_all(running)
+        _wait_all(leaving)
         for scenario in scenarios:
             if scenario.id not in done:  # a finished child removed its own lab
                 remove_lab(lab_name(scenario.id))

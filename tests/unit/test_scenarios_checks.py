@@ -1,11 +1,17 @@
 """Judging what a lab shows (lab.scenarios.checks.match, pure) and reporting it (batch.rows, batch.junit,
-runner.Outcome.ok). No lab: observations are written out as observe.gather would return them."""
+runner.Outcome.ok), and the batch giving a finished child's place to the next. No lab: observations are written
+out as observe.gather would return them."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
+from types import SimpleNamespace
 
 import pytest
 
+from lab import docker
 from lab.scenarios import batch, checks, observe, runner
 from lab.scenarios.checks import Check, Result
 
@@ -244,3 +250,28 @@ def test_junit_one_testcase_per_scenario_failures_only_where_not_ok(tmp_path):
         in out
     assert len(out) == 1 + 6
     assert "the lab did not come up" in cases["keystore-missing"].find("system-out").text
+
+
+def test_a_scenario_that_wrote_its_outcome_frees_its_place_while_it_removes_its_lab(tmp_path, monkeypatch):
+    """Two scenarios, one lab at a time: the second starts once the first wrote its outcome, not once the
+    first's process (removing its lab for 1 s more) ended; the run still waits for that removal."""
+    spawned, removed = {}, tmp_path / "removed"
+
+    def spawn(scenario, port, solve, timeout):
+        result = tmp_path / f"{scenario.id}.json"
+        script = (f"import json, pathlib, time; pathlib.Path({str(result)!r}).write_text(json.dumps("
+                  f"{{'id': {scenario.id!r}, 'ok': True}})); time.sleep(1); "
+                  f"open({str(removed)!r}, 'a').write({scenario.id!r} + '\\n')")
+        spawned[scenario.id] = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+        return batch.Child(scenario, proc, result, time.monotonic())
+
+    monkeypatch.setattr(batch, "_spawn", spawn)
+    monkeypatch.setattr(batch, "_ports", lambda count: list(range(count)))
+    monkeypatch.setattr(docker, "preflight", lambda: None)
+    chosen = [SimpleNamespace(id="first", title="1"), SimpleNamespace(id="second", title="2")]
+    began = time.monotonic()
+    outcomes = batch.run_all(chosen, jobs=1, solve=False, timeout=60, progress=lambda outcome: None)
+    assert [o["id"] for o in outcomes] == ["first", "second"]
+    assert spawned["second"] - spawned["first"] < 0.9  # the first was still removing its lab
+    assert removed.read_text().split() == ["first", "second"] and time.monotonic() - began >= 1
