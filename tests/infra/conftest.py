@@ -86,18 +86,20 @@ def container(service: str) -> str:
 
 # -- head starts ----------------------------------------------------------------------------------
 # Work that waits on the primary's deadlines or on throwaway containers rather than on the checks
-# before it. A test module lists it in HEAD_START (work -> AT_ONCE or ON_CONVERGED_LAB); when the
-# module has checks in the session, the work begins on a thread as the session starts and runs beside
-# the other checks; the module's fixture takes its result (or its exception) with taken(work).
+# before it. A test module lists it in HEAD_START (its fixture's name -> (work, AT_ONCE or
+# ON_CONVERGED_LAB)); when a check of the session uses that fixture, the work begins on a thread as the
+# session starts and runs beside the other checks; the fixture takes its result (or its exception) with
+# taken(work).
 AT_ONCE, ON_CONVERGED_LAB = "at once", "on the converged lab"
 _HEAD_STARTS = ThreadPoolExecutor(4, thread_name_prefix="head-start")
 _begun: dict[Callable, Future] = {}
 
 
 def _begin(session: pytest.Session, when: str) -> None:
-    modules = {item.module for item in session.items if isinstance(item, pytest.Function)}
-    for module in sorted(modules, key=lambda m: m.__name__):
-        for work, at in getattr(module, "HEAD_START", {}).items():
+    for item in session.items:
+        starts = getattr(getattr(item, "module", None), "HEAD_START", {})
+        for name in getattr(item, "fixturenames", ()):
+            work, at = starts.get(name, (None, None))
             if at == when and work not in _begun:
                 _begun[work] = _HEAD_STARTS.submit(work)
 
