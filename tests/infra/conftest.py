@@ -85,22 +85,21 @@ def container(service: str) -> str:
 
 
 # -- head starts ----------------------------------------------------------------------------------
-# Work that waits on the primary's deadlines or on throwaway containers rather than on the checks
-# before it. A test module lists it in HEAD_START (its fixture's name -> (work, AT_ONCE or
-# ON_CONVERGED_LAB)); when a check of the session uses that fixture, the work begins on a thread as the
-# session starts and runs beside the other checks; the fixture takes its result (or its exception) with
-# taken(work).
-AT_ONCE, ON_CONVERGED_LAB = "at once", "on the converged lab"
-_HEAD_STARTS = ThreadPoolExecutor(4, thread_name_prefix="head-start")
+# Work that waits on the primary's deadlines rather than on the checks before it. A test module lists
+# it in HEAD_START (its fixture's name -> the work); when a check of the session uses that fixture, the
+# work begins on a thread once the lab passed lab_converged and runs beside the other checks; the
+# fixture takes its result (or its exception) with taken(work). Not for work that a busy machine
+# changes the outcome of (the SIGTERM checks' 2 s: they run alone).
+_HEAD_STARTS = ThreadPoolExecutor(2, thread_name_prefix="head-start")
 _begun: dict[Callable, Future] = {}
 
 
-def _begin(session: pytest.Session, when: str) -> None:
+def _begin(session: pytest.Session) -> None:
     for item in session.items:
         starts = getattr(getattr(item, "module", None), "HEAD_START", {})
         for name in getattr(item, "fixturenames", ()):
-            work, at = starts.get(name, (None, None))
-            if at == when and work not in _begun:
+            work = starts.get(name)
+            if work is not None and work not in _begun:
                 _begun[work] = _HEAD_STARTS.submit(work)
 
 
@@ -110,26 +109,20 @@ def taken(work: Callable):
     return future.result() if future is not None else work()
 
 
-@pytest.fixture(scope="session")
-def head_starts(request):
-    """Begins what needs no lab; at the session's end, waits for what was begun (its containers and
-    connections end with it)."""
-    _begin(request.session, AT_ONCE)
-    yield
-    _HEAD_STARTS.shutdown(wait=True)
-
-
 @pytest.fixture(scope="session", autouse=True)
-def lab_converged(request, head_starts, doctor):
+def lab_converged(request, doctor):
     """Every service passes its own healthcheck now (not docker's lagging record), but those whose
-    connection the doctor foresees refused (a spec started with --force)."""
+    connection the doctor foresees refused (a spec started with --force). Then the head starts begin;
+    the session's end waits for them (their connections end with it)."""
     from lab.status import wait_converged
     refused = {service_of(c.host) for c in doctor.connections if not c.connects}
     failing, _ = wait_converged(60, refused)
     failing = {svc: why for svc, why in failing.items() if svc not in refused}
     if failing:
         pytest.exit(f"the lab is not healthy, no check can run: {failing}", returncode=1)
-    _begin(request.session, ON_CONVERGED_LAB)
+    _begin(request.session)
+    yield
+    _HEAD_STARTS.shutdown(wait=True)
 
 
 @pytest.fixture(scope="session")

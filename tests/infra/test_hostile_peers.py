@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import ON_CONVERGED_LAB, host, taken, wait_for
+from conftest import host, taken, wait_for
 from lab import engine
 
 # Breaks and mends the lab's own PKI (its CA issues what it needs): not run on a spec's files.
@@ -78,7 +78,7 @@ def run_attacks() -> dict:
 
 
 # The other checks run while the attacks wait on the deadlines: the primary keeps serving them too.
-HEAD_START = {"attacks": (run_attacks, ON_CONVERGED_LAB)}
+HEAD_START = {"attacks": run_attacks}
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import AT_ONCE, taken
 from lab import engine
 
 IMAGES = ["primary", "gateway", "client", "ocsp", "portal"]
@@ -25,18 +24,11 @@ def start_and_stop(image: str) -> tuple[int, bool]:
         engine.remove(box)
 
 
-def start_and_stop_each() -> dict:
+@pytest.fixture(scope="module")
+def stopped() -> dict:
     """image -> (exit code, OOM-killed), each container on its own thread."""
     with ThreadPoolExecutor(len(IMAGES)) as pool:
         return dict(zip(IMAGES, pool.map(start_and_stop, IMAGES)))
-
-
-HEAD_START = {"stopped": (start_and_stop_each, AT_ONCE)}  # the lab is not involved
-
-
-@pytest.fixture(scope="module")
-def stopped() -> dict:
-    return taken(start_and_stop_each)
 
 
 @pytest.mark.parametrize("image", IMAGES)

@@ -59,7 +59,7 @@ def test_the_lab_on_a_spec_shows_what_the_doctor_foresaw(handovers, name):
     if gateway_refused:
         assert f"gateway: not connected, as the doctor foresaw (refused by {gateway_refused[0]}: " in started.stderr
         assert wait_for(lambda: lab_shows(gateway_refused), 30), gateway_refused
-    checks = lab("verify", "-q", "-rs")
+    checks = lab("verify", "-q", "-rfs")  # a failed check named at the end of its output
     assert checks.returncode == 0, checks.stdout[-4000:]
     assert " deselected" in checks.stdout  # the lab_pki checks are left out on a spec's files
     assert listing(spec_file.parent) == before  # the user's files: only read
