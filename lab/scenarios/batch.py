@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,8 +19,9 @@ from typing import Callable, Sequence
 
 from certkit.fsio import atomic_write
 
-from .. import docker, engine, labstate, project
+from .. import docker, labstate, project
 from ..errors import LabError
+from . import runner
 from .catalog import Scenario
 
 FIRST_PORT = 2600
@@ -97,17 +97,6 @@ def _wait_all(children: list[Child]) -> None:
             child.proc.wait(timeout=10)
 
 
-def remove_lab(name: str) -> None:
-    """A scenario lab's containers, network and volumes (its compose project is the lab's name), whatever
-    its child left behind."""
-    try:
-        engine.discard(name)
-    except LabError as exc:
-        print(f"warning: lab {name} was not all removed ({exc}): `safeq-lab --lab {name} down --volumes` "
-              "removes it", file=sys.stderr)
-    shutil.rmtree(labstate.folder(name), ignore_errors=True)
-
-
 def run_all(scenarios: Sequence[Scenario], *, jobs: int, solve: bool, timeout: int,
             progress: Callable[[dict], None]) -> list[dict]:
     """Every scenario's outcome (runner.Outcome.to_json), in the order given."""
@@ -139,7 +128,7 @@ def run_all(scenarios: Sequence[Scenario], *, jobs: int, solve: bool, timeout: i
         _wait_all(leaving)
         for scenario in scenarios:
             if scenario.id not in done:  # a finished child removed its own lab
-                remove_lab(lab_name(scenario.id))
+                runner.remove(lab_name(scenario.id))
     return [done[s.id] for s in scenarios]
 
 

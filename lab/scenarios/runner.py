@@ -185,12 +185,13 @@ def run(scenario: Scenario, *, timeout: float, port: int | None, solve_it: bool)
     return outcome
 
 
-def remove() -> None:
-    """The lab gone: containers, network, volumes, its folder (PKI included). Runs in `finally`: a lab the
-    engine cannot remove is said, not raised over the scenario's own outcome or error."""
+def remove(lab: str | None = None) -> None:
+    """A scenario's lab gone (this process's, or ``lab``, whose compose project is its name): containers,
+    network, volumes, its folder (PKI included). Runs in `finally`: a lab the engine cannot remove is
+    said, not raised over the scenario's own outcome or error."""
     try:
-        engine.discard(engine.project())
+        engine.discard(lab or engine.project())
     except LabError as exc:
-        print(f"warning: the lab's containers were not all removed ({exc}): "
-              f"`safeq-lab --lab {labstate.name()} down --volumes` removes them", file=sys.stderr)
-    shutil.rmtree(labstate.folder(), ignore_errors=True)
+        print(f"warning: lab {lab or labstate.name()} was not all removed ({exc}): "
+              f"`safeq-lab --lab {lab or labstate.name()} down --volumes` removes it", file=sys.stderr)
+    shutil.rmtree(labstate.folder(lab), ignore_errors=True)
