@@ -114,6 +114,10 @@ class OpenSSLSocket:
     def get_unverified_chain(self) -> list[bytes]:
         return [c.public_bytes(Encoding.DER) for c in self.peer_chain()]
 
+    def has_peer_certificate(self) -> bool:
+        """Whether the peer sent a certificate (nothing converted: asked at every handshake)."""
+        return self._conn.get_peer_certificate() is not None
+
     def peer_chain(self) -> list[x509.Certificate]:
         """The certificates the peer sent, leaf first (OpenSSL leaves the leaf out on the server side)."""
         chain = list(self._conn.get_peer_cert_chain(as_cryptography=True) or [])

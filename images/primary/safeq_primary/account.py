@@ -37,7 +37,7 @@ class DamagedTrustedCA(fsio.StateError):
 
 def settings() -> dict:
     """The saved settings over the defaults; fsio.StateError when the file is damaged (never the defaults)."""
-    saved = state.read_state(paths.SETTINGS, state.settings_problem)
+    saved = state.read_state_unchanged(paths.SETTINGS, state.settings_problem)
     merged = {**DEFAULTS, **saved}
     merged["ocsp"] = {**DEFAULTS["ocsp"], **(saved.get("ocsp") or {})}
     return merged

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 
 from cryptography import x509
 
 from certkit import fsio, javastore
 from certkit.certs import common_name, describe, fingerprint
-from certkit.jre import ValidatorError, Verdict
+from certkit.jre import Anchors, ValidatorError, Verdict
 from certkit.jsse import PKIX
+from certkit.verdicts import AcceptedChains
 
 from . import account, paths
 from .handshake import ServerTLS
@@ -65,8 +67,13 @@ class Contexts:
     def _stamp(self, policy: str):
         if policy == "built-in":
             return (policy, tuple(sorted(self.registry.builtin_certificates())))
-        files = sorted(paths.TRUSTED_CA_DIR.glob("*.pem")) if paths.TRUSTED_CA_DIR.is_dir() else []
-        return (policy, tuple((f.name, f.stat().st_mtime_ns) for f in files))
+        try:  # asked at every connection: one scandir, no Path per file
+            with os.scandir(paths.TRUSTED_CA_DIR) as found:
+                files = sorted((f.name, f.stat().st_mtime_ns) for f in found
+                               if f.name.endswith(".pem") and not f.name.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            files = []
+        return (policy, tuple(files))
 
     def current(self) -> tuple[ServerTLS, str]:
         """The context and the policy it was built for: a session is judged by that policy,
@@ -82,10 +89,9 @@ class Contexts:
         key, chain, state = self.identity(policy)
         if policy == "trusted-ca":
             trusted = trusted_cas()
-            anchors = trusted + account.system_cas()  # as inbound_anchors(), each file read once
+            anchors = Anchors(trusted + account.system_cas())  # as inbound_anchors(), each file read once
             log.info("Certificate policy trusted-ca: %d Trusted CA certificate(s) + the public CA bundle", len(trusted))
-            tls = ServerTLS(key, chain, anchors, lambda sent: self.validator.judge(sent, anchors, "client"),
-                            require=True)
+            tls = ServerTLS(key, chain, anchors, AcceptedChains(self.validator, anchors, "client"), require=True)
         else:
             # Registration comes without a client certificate; registered built-in certificates are anchors.
             known = [x509.load_pem_x509_certificate(p.encode()) for p in self.registry.builtin_certificates()]

@@ -4,7 +4,8 @@ OpenSSL verifies nothing itself (its trust store is empty). Its verify callback 
 chain the endpoint sent, lined up from the leaf, and at the leaf hands it to the JRE
 (checkClientTrusted against the anchors, as a Java server's PKIX trust manager). A refusal
 fails the handshake with the alert a Java server sends for it; the endpoint never gets a
-session. The CertificateRequest names the anchors' subjects, as a Java server does, so a
+session. A chain the JRE accepted is remembered while its path is valid (certkit.verdicts):
+the same endpoint reconnecting is not judged again. The CertificateRequest names the anchors' subjects, as a Java server does, so a
 Java endpoint can pick its certificate. No certificate where one is required is refused by
 OpenSSL itself, with the alert JRE 21 sends (certificate_required under TLS 1.3,
 handshake_failure under TLS 1.2).
@@ -83,7 +84,7 @@ class ServerTLS:
         finally:
             self._verify.detach(conn)
         _raise_verdict(judging)
-        sent = tls.peer_chain()
+        sent = tls.has_peer_certificate()
         if sent and judging.verdict is None:  # the callback never reached the leaf: fail closed
             raise ValidatorError("the endpoint's chain was not judged in the handshake")
         tls.judged = judging.verdict

@@ -6,6 +6,9 @@ drop the account's policy or every endpoint an administrator trusted.
 from __future__ import annotations
 
 import datetime
+import os
+import threading
+import time
 from pathlib import Path
 
 from certkit import fsio
@@ -68,6 +71,32 @@ def read_state(path: Path, problem) -> dict:
     found = problem(doc)
     if found:
         raise StateError(f"{path}: {found}; {_what_to_do(path)}")
+    return doc
+
+
+_read: dict[Path, tuple[tuple, dict]] = {}
+_read_lock = threading.Lock()
+# File times tick coarsely (a few ms): a file changed this recently could change again under
+# the same times, so it is read every time until it is older than this.
+SETTLED_NS = 100_000_000
+
+
+def read_state_unchanged(path: Path, problem) -> dict:
+    """read_state(), parsed again only when the file changed (its inode, size, mtime or ctime):
+    the settings are asked for at every connection. Treat the document as read-only."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return read_state(path, problem)  # missing or unreadable: read_state says which
+    key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    with _read_lock:
+        found = _read.get(path)
+    if found is not None and found[0] == key:
+        return found[1]
+    doc = read_state(path, problem)
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > SETTLED_NS:
+        with _read_lock:
+            _read[path] = (key, doc)
     return doc
 
 
