@@ -38,6 +38,7 @@ from .live import LiveSessions, Session
 from .policy import Peer, judge
 from .registry import RefusedLog, Registry
 from .revocation import Revocation
+from .workers import Workers
 
 log = logging.getLogger("safeq-cloud-server")
 HANDSHAKE_DEADLINE = 5.0
@@ -82,6 +83,7 @@ class Server:
                                  lambda chain, anchors: self.validator.judge(chain, anchors, "client"))
         self.refused = RefusedLog()
         self.gate = ConnectionGate()
+        self.workers = Workers()
         self.deadlines = Deadlines(stop)
         self.listener_failed = False
 
@@ -145,7 +147,7 @@ class Server:
             conn.close()
             return
         try:
-            threading.Thread(target=self.handle, args=(conn, ip), daemon=True).start()
+            self.workers.run(self.handle, conn, ip)
         except RuntimeError as exc:  # can't start new thread: refuse this one, keep accepting
             log.warning("Refused connection from %s: no thread available (%s)", ip, exc)
             self.gate.release(ip)
