@@ -17,8 +17,9 @@ PKIX = ("PKIX path building failed: sun.security.provider.certpath.SunCertPathBu
 def test_self_signed_client_is_refused_and_the_primary_logs_why(client, primary):
     client.check_output("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
                         "-subj /CN=rogue-host -keyout /tmp/rogue.key -out /tmp/rogue.crt 2>/dev/null")
-    out = client.run("(echo '{\"type\":\"hello\",\"role\":\"client\",\"name\":\"rogue-host\"}'; sleep 1) | "
-                     "openssl s_client -connect primary-host:2560 -servername primary-host "
+    # -ign_eof: s_client reads on past its input, until the primary's alert and close (bounded by timeout).
+    out = client.run("echo '{\"type\":\"hello\",\"role\":\"client\",\"name\":\"rogue-host\"}' | "
+                     "timeout 10 openssl s_client -ign_eof -connect primary-host:2560 -servername primary-host "
                      "-cert /tmp/rogue.crt -key /tmp/rogue.key 2>&1")
     # The JRE refuses the chain; the alert is the one a Java server sends (s_client reads it after
     # its TLS 1.3 handshake), the log line is JRE 21's.
