@@ -38,15 +38,15 @@ def test_a_busy_worker_is_never_waited_for():
 
 
 def test_idle_workers_end_and_jobs_queued_as_they_time_out_still_run():
-    workers = Workers(idle_seconds=0.02)
-    before = threading.active_count()
+    workers = Workers(idle_seconds=0.01, name="idle-workers-test")
     ran = []
     for i in range(200):  # jobs arrive around the idle timeout, some while a worker gives up
         workers.run(ran.append, i)
-        time.sleep(0.0002 * (i % 150))
+        time.sleep(0.0001 * (i % 150))
     assert wait_for(lambda: len(ran) == 200)
     assert sorted(ran) == list(range(200))
-    assert wait_for(lambda: threading.active_count() == before and workers.idle == 0)
+    mine = lambda: [t for t in threading.enumerate() if t.name == "idle-workers-test"]  # noqa: E731
+    assert wait_for(lambda: not mine() and workers.idle == 0), mine()
 
 
 class TimesOutAsAJobArrives:
