@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import time
 
 import pytest
 from cryptography import x509
@@ -62,28 +61,33 @@ def test_damaged_settings_raise_instead_of_defaults(primary_state, content):
     assert paths.SETTINGS.read_bytes() == content  # never overwritten
 
 
-def settle() -> None:
-    """Let the file's times age past the window in which it is read every time."""
-    time.sleep(state.SETTLED_NS / 1e9 + 0.05)
-
-
 def test_settings_are_parsed_again_only_when_the_file_changed(primary_state, monkeypatch):
+    from types import SimpleNamespace
     from certkit import fsio
     parsed = []
     real = fsio.read_json
     monkeypatch.setattr(fsio, "read_json", lambda *a, **kw: parsed.append(a[0]) or real(*a, **kw))
+    now = [0]
+    monkeypatch.setattr(state, "time", SimpleNamespace(time_ns=lambda: now[0]))
+
+    def aged(seconds: float) -> None:
+        """The clock ``seconds`` after the file's last change."""
+        st = paths.SETTINGS.stat()
+        now[0] = max(st.st_mtime_ns, st.st_ctime_ns) + int(seconds * 1e9)
+
     paths.SETTINGS.write_text('{"certificate_policy": "trusted-ca", "auto_trust": true }')
-    assert account.settings()["certificate_policy"] == "trusted-ca"  # just written: read every time
+    aged(0.01)  # just written: its times could come again with the next change, read every time
+    assert account.settings()["certificate_policy"] == "trusted-ca"
     assert account.settings()["auto_trust"] is True and len(parsed) == 2
-    settle()
+    aged(1)
     account.settings()
     for _ in range(3):
         assert account.settings()["auto_trust"] is True
     assert len(parsed) == 3
-    # Changed in place to the same size, at once: seen at the next ask, never the old document.
+    # Changed in place to the same size: seen at the next ask, never the old document.
     paths.SETTINGS.write_text('{"certificate_policy": "trusted-ca", "auto_trust": false}')
     assert account.settings()["auto_trust"] is False
-    settle()
+    aged(1)
     account.settings()
     paths.SETTINGS.write_text('{"certificate_policy": "trusted-ca", "auto_trust": fals')
     with pytest.raises(StateError, match="not valid JSON"):
