@@ -232,10 +232,23 @@ def execute(target: Container | str, argv: Sequence[str], input: str | None = No
     Past ``timeout`` s: CommandTimeout. As with the CLI, the command may go on in the container."""
     end = time.monotonic() + timeout
     box = target if isinstance(target, Container) else running(target, min(timeout, QUICK))
-    what = label(["docker", "exec", *(["-i"] if input is not None else []), box.name, *argv])
+    code, out, err = _exec(box.id, box.name, box.service or box.name, argv, input, end, timeout)
+    return ExecResult(tuple(argv), code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+def exec_bytes(container: str, argv: Sequence[str], timeout: float = DEFAULT) -> tuple[int, bytes, bytes]:
+    """``argv`` in the container named (or with the id) ``container``, as `docker exec CONTAINER ...`
+    runs it: the exit code, and stdout and stderr as the command wrote them."""
+    return _exec(container, container, container, argv, None, time.monotonic() + timeout, timeout)
+
+
+def _exec(ref: str, name: str, gone: str, argv: Sequence[str], input: str | None, end: float,
+          timeout: float) -> tuple[int, bytes, bytes]:
+    """One exec in container ``ref``; ``name`` for messages, ``gone`` for NotRunning."""
+    what = label(["docker", "exec", *(["-i"] if input is not None else []), name, *argv])
     with session(_left(end, QUICK, what, timeout), what) as api:
         try:
-            exec_id = api.exec_create(box.id, list(argv), stdin=input is not None)["Id"]
+            exec_id = api.exec_create(ref, list(argv), stdin=input is not None)["Id"]
             conn = api.exec_start(exec_id, socket=True)
             sock = getattr(conn, "_sock", conn)  # over a unix socket the SDK hands a SocketIO
             try:
@@ -246,9 +259,9 @@ def execute(target: Container | str, argv: Sequence[str], input: str | None = No
             code = _exit_code(api, exec_id, end, what, timeout)
         except sdk.errors.APIError as exc:
             if exc.status_code in (404, 409):  # removed, or stopped, since it was found
-                raise NotRunning(box.service or box.name) from None
+                raise NotRunning(gone) from None
             raise
-    return ExecResult(tuple(argv), code, out.decode(errors="replace"), err.decode(errors="replace"))
+    return code, out, err
 
 
 def _left(end: float, cap: float, what: str, timeout: float) -> float:

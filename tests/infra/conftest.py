@@ -1,4 +1,4 @@
-"""testinfra against the running lab (docker backend). `safeq-lab up` first.
+"""testinfra against the running lab (docker, over the engine's API). `safeq-lab up` first.
 
 A missing lab is a failure, not a skip: these checks exist to prove the lab works.
 Files named test_z* change the lab (policy, Trusted CA list, keystore) and put it
@@ -26,6 +26,7 @@ from certkit.certs import fingerprint, load_cert_file
 from lab import engine, labstate, swarmlab, topology
 from lab.errors import LabError
 from safeqlab.records import current_record
+from support.engine_backend import EngineBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPOLOGY = topology.load()  # compose.yaml: project name, services, container names
@@ -162,7 +163,7 @@ def host(service: str):
     container has a name of its own: the running one's)."""
     found = container(service)
     name = found if swarmlab.is_swarm(LAB) else TOPOLOGY.service(service).container
-    return testinfra.get_host(f"docker://{name}")
+    return testinfra.get_host(f"{EngineBackend.NAME}://{name}")
 
 
 @pytest.fixture(scope="session")

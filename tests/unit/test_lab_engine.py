@@ -479,3 +479,20 @@ def test_discard_removes_a_labs_containers_at_once_then_its_volumes_and_networks
                                               ("network", "scn-a-network-1"), ("network", "scn-a-network-2")]
     assert all(lab == "scn-b" for kind in api.objects.values() for lab in kind.values())
     assert len(api.objects["container"]) == 2  # the other lab untouched
+
+
+def test_exec_bytes_by_container_keeps_the_bytes_and_testinfra_runs_through_it(fake):
+    from support.engine_backend import EngineBackend
+    import testinfra
+    box = inspect("primary")
+    raw = b"\xff\xfe not UTF-8\n"
+    api = fake([box], {("/bin/sh", "-c", "cat -- /pki/cacert.der"): (0, raw, b""),
+                       ("/bin/sh", "-c", "exit 3"): (3, b"", b"why\n")})
+    assert engine.exec_bytes(box["Id"], ["/bin/sh", "-c", "exit 3"], timeout=5) == (3, b"", b"why\n")
+    host = testinfra.get_host(f"{EngineBackend.NAME}://{box['Id']}")
+    assert host.run("cat -- %s", "/pki/cacert.der").stdout_bytes == raw  # as the command wrote it
+    result = host.run("exit 3")
+    assert (result.rc, result.stderr) == (3, "why\n")
+    assert [c[:2] for c in api.created] == [(box["Id"], ("/bin/sh", "-c", "exit 3")),
+                                            (box["Id"], ("/bin/sh", "-c", "cat -- /pki/cacert.der")),
+                                            (box["Id"], ("/bin/sh", "-c", "exit 3"))]
