@@ -5,10 +5,10 @@ chain the endpoint sent, lined up from the leaf, and at the leaf hands it to the
 (checkClientTrusted against the anchors, as a Java server's PKIX trust manager). A refusal
 fails the handshake with the alert a Java server sends for it; the endpoint never gets a
 session. A chain the JRE accepted is remembered while its path is valid (certkit.verdicts):
-the same endpoint reconnecting is not judged again. The CertificateRequest names the anchors' subjects, as a Java server does, so a
-Java endpoint can pick its certificate. No certificate where one is required is refused by
-OpenSSL itself, with the alert JRE 21 sends (certificate_required under TLS 1.3,
-handshake_failure under TLS 1.2).
+the same endpoint reconnecting is not judged again. The CertificateRequest names the anchors'
+subjects, as a Java server does, so a Java endpoint can pick its certificate. No certificate
+where one is required is refused by OpenSSL itself, with the alert JRE 21 sends
+(certificate_required under TLS 1.3, handshake_failure under TLS 1.2).
 """
 from __future__ import annotations
 
