@@ -97,3 +97,24 @@ def test_no_server_is_one_line_that_says_what_to_check(monkeypatch, capsys):
     assert (code, out) == (2, "")
     assert err == ("error: the primary server is not running (its admin API does not answer): "
                    "check `systemctl status safeq-cloud-server`\n")
+
+
+@pytest.mark.parametrize("answer, said", [
+    (b"SSH-2.0-OpenSSH_9.2\r\n", "error: the primary server is not running"),  # not HTTP at all
+    (b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html>", "error: the primary server is not running"),
+    (b"HTTP/1.0 502 Bad Gateway\r\n\r\n<html>proxy</html>", "error: Bad Gateway"),  # no JSON: the status's reason
+])
+def test_an_answer_that_is_not_the_admin_api_s_is_one_clear_line(monkeypatch, capsys, answer, said):
+    import socket
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(answer)
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setattr(admin, "API", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    code, out, err = safeq_admin(capsys, "account")
+    listener.close()
+    assert (code, out) == (2, "") and err.startswith(said) and err.count("\n") == 1, err

@@ -7,34 +7,50 @@ locally so they work while the service restarts.
 from __future__ import annotations
 
 import json
+import socket
 import sys
-import http.client
-import urllib.error
-import urllib.request
+from urllib.parse import urlsplit
 
-from certkit import fsio
 from safeqlab import admincli
 
-from . import health, paths
+from . import paths
 
 API = f"http://127.0.0.1:{paths.ADMIN_PORT}"
+TIMEOUT = 30  # s for each step of a call: connect, send, each read
+NOT_RUNNING = ("the primary server is not running (its admin API does not answer): "
+               "check `systemctl status safeq-cloud-server`")
 
 
 def call(method: str, path: str, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(API + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    """One HTTP/1.0 request to the admin API on the loopback, JSON in and out. A plain socket, not
+    urllib: `up` runs this command several times (its polls, the doc's steps, the summary), and
+    urllib's imports were half of each run's CPU."""
+    where = urlsplit(API)
+    data = json.dumps(body).encode() if body is not None else b""
+    head = (f"{method} {path} HTTP/1.0\r\nHost: {where.netloc}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n").encode()
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            msg = json.loads(exc.read()).get("error")
-        except ValueError:
-            msg = exc.reason
-        raise admincli.AdminError(msg, exc.code) from None
-    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError):
-        raise admincli.AdminError("the primary server is not running (its admin API does not answer): "
-                                  "check `systemctl status safeq-cloud-server`") from None
+        with socket.create_connection((where.hostname, where.port), timeout=TIMEOUT) as sock:
+            sock.sendall(head + data)
+            reply = b"".join(iter(lambda: sock.recv(65536), b""))
+    except OSError:
+        raise admincli.AdminError(NOT_RUNNING) from None
+    status_line, _, rest = reply.partition(b"\r\n")
+    words = status_line.split(None, 2)
+    if len(words) < 2 or not words[0].startswith(b"HTTP/") or not words[1].isdigit():
+        raise admincli.AdminError(NOT_RUNNING)
+    status, payload = int(words[1]), rest.partition(b"\r\n\r\n")[2]
+    try:
+        answer = json.loads(payload)
+    except ValueError:
+        answer = None
+    if status >= 400:
+        said = answer.get("error") if isinstance(answer, dict) else None
+        reason = words[2].decode(errors="replace") if len(words) > 2 else str(status)
+        raise admincli.AdminError(said or reason, status)
+    if answer is None and payload.strip() != b"null":
+        raise admincli.AdminError(NOT_RUNNING)
+    return answer
 
 
 def _algorithms(value) -> str:
@@ -107,6 +123,7 @@ def contains(names: list[str]) -> int:
 
 def run(args) -> int:
     if args.cmd == "status":
+        from certkit import fsio
         status = fsio.read_json(paths.STATUS, {}) or {}
         if args.json:
             print(json.dumps(status, indent=2))
@@ -115,6 +132,7 @@ def run(args) -> int:
         print("\n".join(jre_lines(status)))
         return 0
     if args.cmd == "health":
+        from . import health
         return health.main()
     if args.cmd == "api":
         raw = sys.stdin.read() if not sys.stdin.isatty() else ""
