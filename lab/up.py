@@ -96,7 +96,8 @@ def apply_primary_steps(todo: list[steps.Step], deadline: Deadline, phases: Phas
                 phases.note(f"primary# {step.command}")
         if done and done[-1].code:
             said = done[-1].output.strip().splitlines()
-            raise LabError(f"in primary: `{todo[done[-1].index].command}` failed: {said[-1] if said else done[-1].code}")
+            last = said[-1] if said else done[-1].code
+            raise LabError(f"in primary: `{todo[done[-1].index].command}` failed: {last}")
         if len(done) < len(todo):  # the shell itself failed (or the primary's container went away)
             said = (session.stderr or session.stdout).strip().splitlines()
             raise LabError(f"in primary: the doc's steps stopped before `{todo[len(done)].command}`: "

@@ -16,7 +16,7 @@ from cryptography import x509
 
 from certkit import fsio
 from certkit.jre import Validator, ValidatorError
-from . import proto, util
+from . import util
 from .builtin import BuiltinIdentity
 from .endpoint import Identity, Session, SetupError
 from .health import answer, healthy, status_json  # noqa: F401 - service.healthy, as the programs ask for it
