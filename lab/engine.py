@@ -142,7 +142,7 @@ class Check:
     output: str
 
 
-def _epoch(stamp: str | None) -> float:
+def epoch(stamp: str | None) -> float:
     """The engine's RFC 3339 time (nanoseconds, "Z") as epoch seconds; 0 for none or the zero time."""
     if not stamp or stamp.startswith("0001-"):
         return 0.0
@@ -178,8 +178,8 @@ def _container(info: dict) -> Container:
     return Container(id=info["Id"], name=info["Name"].lstrip("/"), service=labels.get(SERVICE_LABEL, ""),
                      number=int(labels.get(NUMBER_LABEL) or 0), state=state.get("Status", ""),
                      health=(state.get("Health") or {}).get("Status") or None,
-                     healthcheck=tuple(test) if test else None, started=_epoch(state.get("StartedAt")),
-                     last_check=Check(_epoch(last.get("Start")), last.get("ExitCode") == 0,
+                     healthcheck=tuple(test) if test else None, started=epoch(state.get("StartedAt")),
+                     last_check=Check(epoch(last.get("Start")), last.get("ExitCode") == 0,
                                       (last.get("Output") or "").strip()) if last else None)
 
 

@@ -1,8 +1,9 @@
-"""`safeq-lab scenarios run`: each scenario in a lab of its own (`sc-ID`), some side by side.
+"""`safeq-lab scenarios run`: the scenarios in a few labs side by side (`catalog-N`), each lab reset
+to its baseline between scenarios; with --fresh each scenario in a lab of its own (`sc-ID`), made anew.
 
-Each lab is a child `safeq-lab --lab sc-ID scenarios run-one ID` process writing its outcome as JSON;
-its own output goes to build/scenarios/ID.log. Labs are removed when their scenario ends, and all
-of them on Ctrl-C or any failure of the run itself.
+Each scenario is a child `safeq-lab --lab LAB scenarios run-one ID` process writing its outcome as
+JSON; its own output goes to build/scenarios/ID.log. Labs are removed at the end (with --fresh when
+their scenario ends), and all of them on Ctrl-C or any failure of the run itself.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -32,6 +34,11 @@ def lab_name(scenario_id: str) -> str:
     return f"sc-{scenario_id}"[:40]
 
 
+def slot_name(slot: int) -> str:
+    """A lab that runs one scenario after another (`scenarios run` without --fresh)."""
+    return f"catalog-{slot}"
+
+
 def log_dir() -> Path:
     return project.root() / "build" / "scenarios"
 
@@ -47,26 +54,38 @@ def _ports(count: int) -> list[int]:
     return out
 
 
+def by_shape(scenarios: Sequence[Scenario]) -> list[Scenario]:
+    """Scenarios whose labs are built alike next to each other, the smallest groups first: a lab reset
+    between scenarios serves the next one of its shape; a lab of another shape is made anew."""
+    groups: dict[tuple, list[Scenario]] = {}
+    for scenario in scenarios:
+        groups.setdefault((scenario.lab.intermediates, scenario.lab.policy), []).append(scenario)
+    return [s for group in sorted(groups.values(), key=len) for s in group]
+
+
 @dataclass
 class Child:
     scenario: Scenario
     proc: subprocess.Popen
     result: Path
     began: float
+    lab: str = ""
+    port: int = 0
 
 
-def _spawn(scenario: Scenario, port: int, solve: bool, timeout: int) -> Child:
+def _spawn(scenario: Scenario, lab: str, port: int, solve: bool, timeout: int, reuse: bool) -> Child:
     folder = log_dir()
     folder.mkdir(parents=True, exist_ok=True)
     result = folder / f"{scenario.id}.json"
     result.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "lab.cli", "--lab", lab_name(scenario.id), "scenarios", "run-one", scenario.id,
-            "--port", str(port), "--timeout", str(timeout), "--result", str(result), *(["--solve"] if solve else [])]
+    argv = [sys.executable, "-m", "lab.cli", "--lab", lab, "scenarios", "run-one", scenario.id,
+            "--port", str(port), "--timeout", str(timeout), "--result", str(result),
+            *(["--solve"] if solve else []), *(["--reuse"] if reuse else [])]
     with open(folder / f"{scenario.id}.log", "w") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=project.root(),
                                 env={k: v for k, v in os.environ.items() if k not in ("SAFEQ_LAB", "SAFEQ_PKI_DIR")},
                                 start_new_session=True)
-    return Child(scenario, proc, result, time.monotonic())
+    return Child(scenario, proc, result, time.monotonic(), lab, port)
 
 
 def _collect(child: Child) -> dict:
@@ -98,26 +117,36 @@ def _wait_all(children: list[Child]) -> None:
 
 
 def run_all(scenarios: Sequence[Scenario], *, jobs: int, solve: bool, timeout: int,
-            progress: Callable[[dict], None]) -> list[dict]:
-    """Every scenario's outcome (runner.Outcome.to_json), in the order given."""
+            progress: Callable[[dict], None], reuse: bool = False) -> list[dict]:
+    """Every scenario's outcome (runner.Outcome.to_json), in the order given. ``reuse``: ``jobs`` labs,
+    each reset between its scenarios (lab.scenarios.recycle) and removed at the end; else a lab per
+    scenario, removed once its scenario ended."""
     docker.preflight()
-    waiting = list(scenarios)
-    ports = _ports(len(waiting))
-    if len(ports) < len(waiting):
-        raise LabError(f"not enough free ports from {FIRST_PORT} up on 127.0.0.1 for {len(waiting)} labs")
+    waiting = by_shape(scenarios) if reuse else list(scenarios)
+    ports = _ports(min(jobs, len(waiting)) if reuse else len(waiting))
+    if len(ports) < (min(jobs, len(waiting)) if reuse else len(waiting)):
+        raise LabError(f"not enough free ports from {FIRST_PORT} up on 127.0.0.1 for the labs")
+    slots = [(slot_name(i + 1), port) for i, port in enumerate(ports)] if reuse else []
+    used = [lab for lab, _ in slots]
     running: list[Child] = []
-    leaving: list[Child] = []  # outcome written, the child now removing its lab
+    leaving: list[Child] = []  # outcome written, the child now ending (removing its lab, without reuse)
     done: dict[str, dict] = {}
     try:
         while waiting or running:
-            while waiting and len(running) < jobs:
-                running.append(_spawn(waiting.pop(0), ports.pop(0), solve, timeout))
+            while waiting and len(running) < jobs and (slots or not reuse):
+                scenario = waiting.pop(0)
+                lab, port = slots.pop(0) if reuse else (lab_name(scenario.id), ports.pop(0))
+                running.append(_spawn(scenario, lab, port, solve, timeout, reuse))
             # A child whose outcome is written frees its place: its lab's removal overlaps the next scenario.
             for child in [c for c in running if c.result.exists() or c.proc.poll() is not None]:
                 running.remove(child)
                 leaving.append(child)
                 done[child.scenario.id] = _collect(child)
                 progress(done[child.scenario.id])
+            # A reused lab takes its next scenario once the last one's process ended.
+            for child in [c for c in leaving if reuse and c.proc.poll() is not None]:
+                leaving.remove(child)
+                slots.append((child.lab, child.port))
             for child in running:
                 if time.monotonic() - child.began > timeout + CHILD_MARGIN:
                     raise LabError(f"scenario {child.scenario.id} took more than {timeout + CHILD_MARGIN} s; "
@@ -126,9 +155,9 @@ def run_all(scenarios: Sequence[Scenario], *, jobs: int, solve: bool, timeout: i
     finally:
         _stop_all(running)
         _wait_all(leaving)
-        for scenario in scenarios:
-            if scenario.id not in done:  # a finished child removed its own lab
-                runner.remove(lab_name(scenario.id))
+        left = used if reuse else [lab_name(s.id) for s in scenarios if s.id not in done]  # a finished child removed its own
+        with ThreadPoolExecutor(max(1, min(4, len(left)))) as pool:
+            list(pool.map(runner.remove, left))
     return [done[s.id] for s in scenarios]
 
 

@@ -67,10 +67,13 @@ def _print_outcome(outcome: dict) -> None:
               help="Labs side by side (each about 210 MiB; 2 suits a 2-core machine).")
 @click.option("--timeout", default=600, show_default=True, type=click.IntRange(min=1), metavar="S",
               help="Seconds each lab's `up` may take.")
+@click.option("--fresh", is_flag=True,
+              help="Each scenario in a lab made anew (slower); by default a lab is reset to how `up` left it "
+                   "between scenarios, and made anew when the reset cannot be proven.")
 @reports_errors
 def run_cmd(ids: tuple[str, ...], run_all: bool, junit_file: Path | None, json_file: Path | None, solve: bool,
-            jobs: int, timeout: int) -> None:
-    """Run scenarios, each in a lab of its own: expected vs observed; exit 1 on any mismatch."""
+            jobs: int, timeout: int, fresh: bool) -> None:
+    """Run scenarios, each from a lab as `up` leaves it: expected vs observed; exit 1 on any mismatch."""
     signal.signal(signal.SIGTERM, _interrupted)  # stopped like Ctrl-C: every lab started is removed
     found = catalog.load()
     if run_all == bool(ids):
@@ -80,7 +83,8 @@ def run_cmd(ids: tuple[str, ...], run_all: bool, junit_file: Path | None, json_f
     from ..deadline import Deadline
     from ..views import Phases
     images.build_all(Phases(False), Deadline(900, what="image build", hint="run `safeq-lab build` first"))
-    outcomes = batch.run_all(chosen, jobs=jobs, solve=solve, timeout=timeout, progress=_print_outcome)
+    outcomes = batch.run_all(chosen, jobs=jobs, solve=solve, timeout=timeout, progress=_print_outcome,
+                             reuse=not fresh)
     if junit_file:
         batch.junit(outcomes, junit_file)
     if json_file:
@@ -97,16 +101,21 @@ def run_cmd(ids: tuple[str, ...], run_all: bool, junit_file: Path | None, json_f
 @click.option("--timeout", type=int, default=600)
 @click.option("--result", type=click.Path(dir_okay=False, path_type=Path), required=True)
 @click.option("--solve", is_flag=True)
+@click.option("--reuse", is_flag=True)
 @reports_errors
-def run_one(scenario_id: str, port: int | None, timeout: int, result: Path, solve: bool) -> None:
-    """One scenario in this process's lab, its outcome written to RESULT; the lab removed after."""
+def run_one(scenario_id: str, port: int | None, timeout: int, result: Path, solve: bool, reuse: bool) -> None:
+    """One scenario in this process's lab, its outcome written to RESULT; the lab removed after (with
+    --reuse kept for the next scenario, reset to its baseline then; removed when interrupted)."""
     scenario = catalog.pick(catalog.load(), [scenario_id])[0]
     signal.signal(signal.SIGTERM, _interrupted)
+    ended = False
     try:
-        outcome = runner.run(scenario, timeout=timeout, port=port, solve_it=solve)
+        outcome = runner.run(scenario, timeout=timeout, port=port, solve_it=solve, reuse=reuse)
         batch.write_json(outcome.to_json(), result)
+        ended = True
     finally:
-        runner.remove()
+        if not (reuse and ended):
+            runner.remove()
 
 
 @click.group(name="exercise")

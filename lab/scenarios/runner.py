@@ -1,7 +1,8 @@
 """One scenario in this process's lab: bring it up broken, observe, and (for a run) fix it as typed.
 
 A scenario's lab is always a named one (`--lab NAME`) with a PKI of its own, made fresh for the
-scenario: the default lab and its PKI are never touched. ``exercise.json`` in the lab's folder
+scenario, or (a catalog run's) reset to how `up` left it for a scenario before (lab.scenarios.recycle):
+the default lab and its PKI are never touched. ``exercise.json`` in the lab's folder
 records which scenario the lab runs, so that `exercise hint|check|reset` know it.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ from certkit.fsio import StateError, read_json, write_json
 
 from .. import docker, engine, labstate, project, up as lab_up
 from ..errors import LabError
-from . import actions, observe
+from . import actions, observe, recycle
 from .catalog import Scenario
 from .checks import Result
 
@@ -40,6 +41,7 @@ class Outcome:
     error: str | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per part of the run, in order
+    lab: str | None = None  # how its lab was made: "recycled", or "fresh: why"
 
     @property
     def ok(self) -> bool:
@@ -51,7 +53,7 @@ class Outcome:
                 and (broken is None or not all(r.ok for r in broken)))
 
     def to_json(self) -> dict:
-        return {"id": self.scenario, "title": self.title, "ok": self.ok, "error": self.error,
+        return {"id": self.scenario, "title": self.title, "ok": self.ok, "error": self.error, "lab": self.lab,
                 "seconds": round(self.seconds, 1), "timings": {k: round(v, 1) for k, v in self.timings.items()},
                 "phases": {name: [{"check": r.check.describe(), "ok": r.ok, "observed": r.observed} for r in rs]
                            for name, rs in self.phases.items()}}
@@ -107,20 +109,35 @@ def fresh_pki(scenario: Scenario, force: bool) -> Path:
 
 
 def start(scenario: Scenario, *, timeout: float, port: int | None = None, force: bool = False,
-          build: bool = False, lean: bool = False, timings: dict[str, float] | None = None) -> list[Result]:
+          build: bool = False, lean: bool = False, timings: dict[str, float] | None = None,
+          reuse: bool = False, made: list[str] | None = None) -> list[Result]:
     """Fresh volumes and PKI, the doc's steps, every service healthy, then the break; the expected
     outcome observed (returned; a break that does not show within the time is the caller's to judge).
-    ``lean``: a catalog run's lab, which no trainee looks at (lab.up.run). ``timings``: each part's seconds."""
+    ``lean``: a catalog run's lab, which no trainee looks at (lab.up.run). ``timings``: each part's seconds.
+    ``reuse``: a lab that ran a scenario of the same shape before is put back to its baseline instead
+    (lab.scenarios.recycle); what ``made`` the lab, "recycled" or "fresh: why", is appended to it."""
     clock = _Clock(timings if timings is not None else {})
     require_named_lab()
     check_replaceable(force)
     docker.preflight()
-    engine.discard(engine.project())  # what this lab ran before: replaced, not stopped with grace
-    fresh_pki(scenario, force)
-    write_json(state_path(), {"id": scenario.id})
-    clock.lap("fresh PKI")
-    lab_up.run(scenario.lab.policy, build, timeout, port=port, lean=lean)
-    clock.lap("up")
+    shape = {"intermediates": scenario.lab.intermediates, "policy": scenario.lab.policy, "port": port}
+    why = recycle.restore(shape, timeout) if reuse else "a fresh lab asked for"
+    if why is None:
+        write_json(state_path(), {"id": scenario.id})
+        clock.lap("recycle")
+    else:
+        recycle.forget()
+        engine.discard(engine.project())  # what this lab ran before: replaced, not stopped with grace
+        fresh_pki(scenario, force)
+        write_json(state_path(), {"id": scenario.id})
+        clock.lap("fresh PKI")
+        lab_up.run(scenario.lab.policy, build, timeout, port=port, lean=lean)
+        clock.lap("up")
+        if reuse:
+            recycle.save(shape)
+            clock.lap("save")
+    if made is not None:
+        made.append("recycled" if why is None else f"fresh: {why}")
     for action in scenario.breaks:
         actions.apply(action)
     clock.lap("break")
@@ -162,14 +179,15 @@ def solve(scenario: Scenario) -> list[tuple[str, int, str]]:
     return done
 
 
-def run(scenario: Scenario, *, timeout: float, port: int | None, solve_it: bool) -> Outcome:
+def run(scenario: Scenario, *, timeout: float, port: int | None, solve_it: bool, reuse: bool = False) -> Outcome:
     """The whole scenario, judged: expect after the break; with ``solve_it`` the fixed checks fail
-    first, then hold after the solution was typed."""
+    first, then hold after the solution was typed. ``reuse``: see start()."""
     outcome = Outcome(scenario.id, scenario.title)
     began = time.monotonic()
+    made: list[str] = []
     try:
         outcome.phases["expect"] = start(scenario, timeout=timeout, port=port, force=True, lean=True,
-                                         timings=outcome.timings)
+                                         timings=outcome.timings, reuse=reuse, made=made)
         if solve_it and scenario.exercise:
             clock = _Clock(outcome.timings)
             outcome.phases["broken"] = check(scenario)
@@ -181,6 +199,7 @@ def run(scenario: Scenario, *, timeout: float, port: int | None, solve_it: bool)
             clock.lap("fixed")
     except LabError as exc:
         outcome.error = str(exc)
+    outcome.lab = made[0] if made else None
     outcome.seconds = time.monotonic() - began
     return outcome
 

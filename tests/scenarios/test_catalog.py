@@ -1,6 +1,6 @@
 """The scenario catalog in `make test`, run as a trainer runs it: `safeq-lab scenarios run --all`
-(each scenario in a lab of its own, two side by side, exercises fixed by their typed solution), then
-one test per scenario with what it expected and what its lab showed."""
+(two labs side by side, each reset to how `up` left it between scenarios, exercises fixed by their typed
+solution), then one test per scenario with what it expected and what its lab showed."""
 from __future__ import annotations
 
 import json
@@ -51,3 +51,10 @@ def test_exit_status_and_junit_report_match_the_outcomes(run):
         out = case.find("system-out").text
         for result in outcomes[case.get("name")]["phases"]["expect"]:
             assert result["observed"] in out  # the observed reason, in the product's words
+
+
+def test_labs_are_reset_between_scenarios_and_a_lab_made_anew_says_why(run):
+    made = {scenario_id: outcome["lab"] for scenario_id, outcome in run[1].items()}
+    assert all(how == "recycled" or how.startswith("fresh: ") for how in made.values()), made
+    # Two labs: each lab's first scenario, and those of another shape, are made anew; most are reset.
+    assert sum(how == "recycled" for how in made.values()) >= len(made) // 2, made

@@ -184,9 +184,10 @@ def test_outcome_ok(case, ok):
 def test_to_json_describes_each_check_with_what_was_observed():
     case = outcome(expect=EXPECT_OK, error=None, seconds=3.21)
     case.timings.update({"up": 2.04, "expect": 1.17})
+    case.lab = "recycled"
     data = case.to_json()
     assert data == {"id": "gateway-expired", "title": "title of gateway-expired", "ok": True, "error": None,
-                    "seconds": 3.2, "timings": {"up": 2.0, "expect": 1.2}, "phases": {"expect": [
+                    "lab": "recycled", "seconds": 3.2, "timings": {"up": 2.0, "expect": 1.2}, "phases": {"expect": [
                         {"check": "refused validity check failed", "ok": True, "observed": "PKIX: validity check failed"},
                         {"check": "status gateway: reason ~ 'certificate_unknown'", "ok": True,
                          "observed": "disconnected: certificate_unknown"}]}}
@@ -257,7 +258,7 @@ def test_a_scenario_that_wrote_its_outcome_frees_its_place_while_it_removes_its_
     first's process (removing its lab for 1 s more) ended; the run still waits for that removal."""
     spawned, removed = {}, tmp_path / "removed"
 
-    def spawn(scenario, port, solve, timeout):
+    def spawn(scenario, lab, port, solve, timeout, reuse):
         result = tmp_path / f"{scenario.id}.json"
         script = (f"import json, pathlib, time; pathlib.Path({str(result)!r}).write_text(json.dumps("
                   f"{{'id': {scenario.id!r}, 'ok': True}})); time.sleep(1); "
@@ -275,3 +276,29 @@ def test_a_scenario_that_wrote_its_outcome_frees_its_place_while_it_removes_its_
     assert [o["id"] for o in outcomes] == ["first", "second"]
     assert spawned["second"] - spawned["first"] < 0.9  # the first was still removing its lab
     assert removed.read_text().split() == ["first", "second"] and time.monotonic() - began >= 1
+
+
+def test_a_reused_lab_takes_its_next_scenario_once_the_last_ones_process_ended(tmp_path, monkeypatch):
+    """With reuse, two scenarios and one lab: the second runs in the same lab, started only once the first's
+    process exited (two processes never share a lab); the lab is removed at the end of the run."""
+    spawned, removed = [], []
+
+    def spawn(scenario, lab, port, solve, timeout, reuse):
+        result = tmp_path / f"{scenario.id}.json"
+        script = (f"import json, pathlib, time; pathlib.Path({str(result)!r}).write_text(json.dumps("
+                  f"{{'id': {scenario.id!r}, 'ok': True}})); time.sleep(1)")
+        spawned.append((scenario.id, lab, port, reuse, time.monotonic()))
+        proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+        return batch.Child(scenario, proc, result, time.monotonic(), lab, port)
+
+    monkeypatch.setattr(batch, "_spawn", spawn)
+    monkeypatch.setattr(batch, "_ports", lambda count: [2600 + i for i in range(count)])
+    monkeypatch.setattr(docker, "preflight", lambda: None)
+    monkeypatch.setattr(runner, "remove", removed.append)
+    shape = SimpleNamespace(intermediates=1, policy="trusted-ca")
+    chosen = [SimpleNamespace(id="first", title="1", lab=shape), SimpleNamespace(id="second", title="2", lab=shape)]
+    outcomes = batch.run_all(chosen, jobs=1, solve=False, timeout=60, progress=lambda outcome: None, reuse=True)
+    assert [o["id"] for o in outcomes] == ["first", "second"]
+    assert [s[:4] for s in spawned] == [("first", "catalog-1", 2600, True), ("second", "catalog-1", 2600, True)]
+    assert spawned[1][4] - spawned[0][4] >= 1
+    assert removed == ["catalog-1"]

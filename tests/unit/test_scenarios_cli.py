@@ -109,8 +109,8 @@ def test_run_reports_and_exits_1_on_a_mismatch(real, docker_calls, monkeypatch, 
     bad = runner.Outcome("gateway-expired", real["gateway-expired"].title, error="up failed", seconds=4).to_json()
     asked = {}
 
-    def run_all(chosen, *, jobs, solve, timeout, progress):
-        asked.update(ids=[s.id for s in chosen], jobs=jobs, solve=solve, timeout=timeout)
+    def run_all(chosen, *, jobs, solve, timeout, progress, reuse):
+        asked.update(ids=[s.id for s in chosen], jobs=jobs, solve=solve, timeout=timeout, reuse=reuse)
         for o in (good, bad):
             progress(o)
         return [good, bad]
@@ -119,7 +119,9 @@ def test_run_reports_and_exits_1_on_a_mismatch(real, docker_calls, monkeypatch, 
     report = tmp_path / "r.xml"
     result = invoke("scenarios", "run", "baseline", "gateway-expired", "-j", "3", "--no-solve", "--junit", str(report))
     assert result.exit_code == 1, result.output
-    assert asked == {"ids": ["baseline", "gateway-expired"], "jobs": 3, "solve": False, "timeout": 600}
+    assert asked == {"ids": ["baseline", "gateway-expired"], "jobs": 3, "solve": False, "timeout": 600, "reuse": True}
+    assert invoke("scenarios", "run", "baseline", "--fresh").exit_code == 1
+    assert asked["reuse"] is False
     lines = result.stdout.splitlines()
     assert lines[0] == "ok   baseline (3 s)"
     assert "FAIL gateway-expired (4 s)" in lines
