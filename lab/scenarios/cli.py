@@ -138,7 +138,8 @@ def start_cmd(scenario_id: str, force: bool, port: int | None) -> None:
     log = labstate.folder() / runner.START_LOG
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out, _redirected(out):
-        results = runner.start(scenario, timeout=EXERCISE_TIMEOUT, port=port, force=force, build=True)
+        # reuse: a lab an exercise brought up before is put back to how `up` left it (seconds, not a new lab)
+        results = runner.start(scenario, timeout=EXERCISE_TIMEOUT, port=port, force=force, build=True, reuse=True)
     if not all(r.ok for r in results):
         raise LabError(f"the lab did not show the break as the scenario expects ({log}): "
                        + "; ".join(f"{r.check.describe()}: {r.observed}" for r in results if not r.ok))

@@ -20,6 +20,7 @@ from certkit.fsio import StateError, read_json, write_json
 
 from .. import docker, engine, labstate, project, up as lab_up
 from ..errors import LabError
+from ..views import say
 from . import actions, observe, recycle
 from .catalog import Scenario
 from .checks import Result
@@ -121,7 +122,14 @@ def start(scenario: Scenario, *, timeout: float, port: int | None = None, force:
     check_replaceable(force)
     docker.preflight()
     shape = {"intermediates": scenario.lab.intermediates, "policy": scenario.lab.policy, "port": port}
+    if build and reuse:  # images made anew first: a baseline of older images is not come back to
+        from .. import images
+        from ..deadline import Deadline
+        from ..views import Phases
+        images.build_all(Phases(False), Deadline(timeout, what="image build"))
+        build = False
     why = recycle.restore(shape, timeout) if reuse else "a fresh lab asked for"
+    say(f"lab {labstate.name()}: " + ("reset to how `up` left it" if why is None else f"made anew ({why})"))
     if why is None:
         write_json(state_path(), {"id": scenario.id})
         clock.lap("recycle")

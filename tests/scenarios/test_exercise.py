@@ -1,6 +1,7 @@
 """An exercise as a trainee meets it: `exercise start` prints the ticket, `check` fails in the
 product's words, the trainee re-creates the truststore with keytool as the doc says and restarts the
-gateway, `check` passes. `hint` and `reset` on the same lab."""
+gateway, `check` passes. `hint` and `reset` (the lab put back to how `up` left it, then broken again)
+on the same lab."""
 from __future__ import annotations
 
 import os
@@ -64,4 +65,8 @@ def test_hint_and_reset(started):
     reset = lab("exercise", "reset")
     assert reset.returncode == 0, reset.stderr
     assert SCENARIO.ticket in reset.stdout
+    # The trainee's fix (a truststore made again in the PKI folder) undone with the rest: the lab put back
+    # to how `up` left it, not made anew.
+    log = (ROOT / "build" / "labs" / LAB / "exercise-start.log").read_text()
+    assert f"lab {LAB}: reset to how `up` left it" in log, log
     assert lab("exercise", "check").returncode == 1  # broken again

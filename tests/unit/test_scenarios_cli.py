@@ -165,14 +165,14 @@ def test_start_prints_the_ticket_only_when_the_break_shows(labs, docker_calls, m
     scenario = real["gateway-expired"]
     seen = {}
 
-    def start(s, *, timeout, port, force, build):
-        seen.update(id=s.id, lab=labstate.name(), port=port, force=force, build=build)
+    def start(s, *, timeout, port, force, build, reuse):
+        seen.update(id=s.id, lab=labstate.name(), port=port, force=force, build=build, reuse=reuse)
         return [checks.Result(c, True, "as expected") for c in s.expect]
 
     monkeypatch.setattr(runner, "start", start)
     result = invoke("--lab", "x", "exercise", "start", "gateway-expired", "--port", "2601")
     assert result.exit_code == 0, result.output
-    assert seen == {"id": "gateway-expired", "lab": "x", "port": 2601, "force": False, "build": True}
+    assert seen == {"id": "gateway-expired", "lab": "x", "port": 2601, "force": False, "build": True, "reuse": True}
     assert result.stdout == f"Ticket (x, primary on 127.0.0.1:2560):\n{scenario.ticket}\n"
     assert (labs / "x" / "exercise-start.log").is_file()
 
