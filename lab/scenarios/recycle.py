@@ -1,4 +1,4 @@
-"""A catalog run's lab reset between scenarios instead of made anew (`scenarios run`, lab.scenarios.batch).
+"""A lab reset between scenarios instead of made anew (`scenarios run`'s labs, `exercise start|reset`).
 
 Once `up` made the lab (all healthy, before any break) ``save`` keeps its baseline: the PKI folder
 copied on the host and, in each running container, the files the container changed since it was made

@@ -1,8 +1,8 @@
 """One scenario in this process's lab: bring it up broken, observe, and (for a run) fix it as typed.
 
 A scenario's lab is always a named one (`--lab NAME`) with a PKI of its own, made fresh for the
-scenario, or (a catalog run's) reset to how `up` left it for a scenario before (lab.scenarios.recycle):
-the default lab and its PKI are never touched. ``exercise.json`` in the lab's folder
+scenario, or put back to how `up` left it for a scenario before (a catalog run's lab, an exercise's;
+lab.scenarios.recycle): the default lab and its PKI are never touched. ``exercise.json`` in the lab's folder
 records which scenario the lab runs, so that `exercise hint|check|reset` know it.
 """
 from __future__ import annotations

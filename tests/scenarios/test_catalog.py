@@ -1,5 +1,5 @@
 """The scenario catalog in `make test`, run as a trainer runs it: `safeq-lab scenarios run --all`
-(two labs side by side, each reset to how `up` left it between scenarios, exercises fixed by their typed
+(three labs side by side, each reset to how `up` left it between scenarios, exercises fixed by their typed
 solution), then one test per scenario with what it expected and what its lab showed."""
 from __future__ import annotations
 
@@ -56,5 +56,5 @@ def test_exit_status_and_junit_report_match_the_outcomes(run):
 def test_labs_are_reset_between_scenarios_and_a_lab_made_anew_says_why(run):
     made = {scenario_id: outcome["lab"] for scenario_id, outcome in run[1].items()}
     assert all(how == "recycled" or how.startswith("fresh: ") for how in made.values()), made
-    # Two labs: each lab's first scenario, and those of another shape, are made anew; most are reset.
+    # Each lab's first scenario, and those of another shape, are made anew; most are reset.
     assert sum(how == "recycled" for how in made.values()) >= len(made) // 2, made
