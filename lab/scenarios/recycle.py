@@ -26,6 +26,7 @@ from ..errors import LabError
 STATE = "baseline.json"
 PKI_COPY = "baseline-pki"
 EXEC_TIMEOUT = 60
+HEALTH_POLL = 0.4  # each check is a process in a container: asked less often, the other labs get the CPU
 
 
 # -- the PKI folder -------------------------------------------------------------------------------
@@ -183,7 +184,7 @@ def _healthy(box: engine.Container, end: float) -> str | None:
             return None
         if time.monotonic() > end:
             return f"{box.service} not healthy: {why}"
-        time.sleep(0.2)
+        time.sleep(HEALTH_POLL)
 
 
 def _put_back(boxes: list[engine.Container], ours: dict[str, dict], end: float) -> str | None:
@@ -207,18 +208,17 @@ def _put_back(boxes: list[engine.Container], ours: dict[str, dict], end: float) 
 
 
 def _start(boxes: list[engine.Container], units: dict[str, list[str]], end: float) -> str | None:
-    """Units started as `up` starts services: the primary and what it needs first, then, once those
-    pass their healthchecks, the endpoints, until each passes its own."""
+    """Units started as `up` starts services, the primary and what it needs first, until each service
+    passes its own healthcheck."""
     def start(box: engine.Container) -> None:
         for unit in units[box.id]:
             done = engine.execute(box, ["systemctl", "start", unit], timeout=EXEC_TIMEOUT)
             if done.returncode != 0:
                 raise LabError(f"{box.service}: systemctl start {unit}: {(done.stderr or done.stdout).strip()}")
 
+    # The endpoints start right after the primary, as `up` starts them: they retry until it listens.
     first = topology.load().started_with("primary")
-    for group in ([b for b in boxes if b.service in first], [b for b in boxes if b.service not in first]):
-        _each(group, start)
-        problems = [why for why in _each(group, lambda box: _healthy(box, end)) if why]
-        if problems:
-            return "; ".join(problems)
-    return None
+    _each([b for b in boxes if b.service in first], start)
+    _each([b for b in boxes if b.service not in first], start)
+    problems = [why for why in _each(boxes, lambda box: _healthy(box, end)) if why]
+    return "; ".join(problems) or None
