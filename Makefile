@@ -14,7 +14,7 @@ help:
 	@echo "make lab-up     start the lab (PKI, images, primary setup, all healthy)"
 	@echo "make test       images, unit tests (JRE reference included), the lab up, testinfra checks, lab down, the scenario catalog, the portal in chromium"
 	@echo "make verify     testinfra checks against the running lab"
-	@echo "make scenarios  the scenario catalog, three labs reset between scenarios (build/scenarios/report.xml)"
+	@echo "make scenarios  the scenario catalog, two labs reset between scenarios (build/scenarios/report.xml)"
 	@echo "make browser    the web portal in Debian's chromium, in a lab of its own (screenshots: build/browser/)"
 	@echo "make lab-down   stop the lab (PKI kept)"
 	@echo "make bench      PKI and lab timings -> bench/results/"
@@ -65,7 +65,7 @@ infra: docker-ready $(STAMP)
 	if [ $$rc -ne 0 ]; then $(VENV)/bin/safeq-lab status || true; $(VENV)/bin/safeq-lab logs || true; fi; \
 	$(VENV)/bin/safeq-lab down; exit $$rc
 
-# The scenario catalog in three labs side by side, each reset between scenarios; reports in build/scenarios/.
+# The scenario catalog in two labs side by side, each reset between scenarios; reports in build/scenarios/.
 scenarios: docker-ready $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests/scenarios
 

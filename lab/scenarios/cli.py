@@ -63,9 +63,8 @@ def _print_outcome(outcome: dict) -> None:
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path), help="JSON report.")
 @click.option("--solve/--no-solve", default=True, show_default=True,
               help="Exercises: also prove the fix (the fixed checks fail, the solution is typed, they pass).")
-@click.option("--jobs", "-j", default=3, show_default=True, type=click.IntRange(1, 8),
-              help="Labs side by side (each about 230 MiB; 3 suits a 2-core machine: while one lab waits "
-                   "on its services, the others use the CPU).")
+@click.option("--jobs", "-j", default=2, show_default=True, type=click.IntRange(1, 8),
+              help="Labs side by side (each about 230 MiB; 2 suit a 2-core machine).")
 @click.option("--timeout", default=600, show_default=True, type=click.IntRange(min=1), metavar="S",
               help="Seconds each lab's `up` may take.")
 @click.option("--fresh", is_flag=True,

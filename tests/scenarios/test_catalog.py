@@ -1,5 +1,5 @@
 """The scenario catalog in `make test`, run as a trainer runs it: `safeq-lab scenarios run --all`
-(three labs side by side, each reset to how `up` left it between scenarios, exercises fixed by their typed
+(two labs side by side, each reset to how `up` left it between scenarios, exercises fixed by their typed
 solution), then one test per scenario with what it expected and what its lab showed."""
 from __future__ import annotations
 
