@@ -71,8 +71,9 @@ def main() -> int:
     best = min(runs, key=lambda r: r[2])
     outcomes = best[5]
     parts = list(dict.fromkeys(part for o in outcomes for part in o.get("timings", {})))
-    lines += ["", f"Per scenario, seconds (the fastest run: {'--fresh' if best[1] else 'labs reset'}, {best[0]} side by "
-              "side), how its lab was made, and the parts of each run:", "",
+    how = "--fresh" if best[1] else "labs reset"
+    lines += ["", f"Per scenario, seconds (the fastest run: {how}, {best[0]} side by side), how its lab was made, "
+              "and the parts of each run:", "",
               "| scenario | s | as expected | lab | " + " | ".join(parts) + " |",
               "| --- | ---: | --- | --- | " + " | ".join("---:" for _ in parts) + " |"]
     lines += [f"| {o['id']} | {o['seconds']:.0f} | {'yes' if o['ok'] else 'no'} | {o.get('lab') or ''} | "

@@ -155,7 +155,8 @@ def run_all(scenarios: Sequence[Scenario], *, jobs: int, solve: bool, timeout: i
     finally:
         _stop_all(running)
         _wait_all(leaving)
-        left = used if reuse else [lab_name(s.id) for s in scenarios if s.id not in done]  # a finished child removed its own
+        # Reused labs all; else those of scenarios not done (a finished child removed its own).
+        left = used if reuse else [lab_name(s.id) for s in scenarios if s.id not in done]
         with ThreadPoolExecutor(max(1, min(4, len(left)))) as pool:
             list(pool.map(runner.remove, left))
     return [done[s.id] for s in scenarios]

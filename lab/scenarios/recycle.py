@@ -76,7 +76,8 @@ def _baseline(box: engine.Container, verb: str, plan: dict | None = None) -> dic
     try:
         answer = json.loads(result.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise LabError(f"{box.service}: safeqlab.baseline {verb} answered {result.stdout!r} {result.stderr!r}") from None
+        raise LabError(f"{box.service}: safeqlab.baseline {verb} answered "
+                       f"{result.stdout!r} {result.stderr!r}") from None
     if result.returncode != 0 or "error" in answer:
         raise LabError(f"{box.service}: {answer.get('error') or result.stderr.strip()}")
     return answer

@@ -92,7 +92,8 @@ def test_a_symlink_put_in_a_files_place_is_replaced_not_followed(root, tmp_path)
 
 
 @pytest.mark.parametrize("damage, said", [
-    (lambda top: (top / "etc/ssl/bundle").write_text("update-ca-certificates"), "/etc/ssl/bundle of the image was changed"),
+    (lambda top: (top / "etc/ssl/bundle").write_text("update-ca-certificates"),
+     "/etc/ssl/bundle of the image was changed"),
     (lambda top: (top / "usr/bin/tool").unlink(), "/usr/bin/tool of the image was deleted"),
     (lambda top: (top / "usr/bin").chmod(0o700), "/usr/bin of the image was changed (mode or owner)"),
 ])

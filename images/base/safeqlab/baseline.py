@@ -1,16 +1,16 @@
 """A lab container's own files put back as they were: `python3 -m safeqlab.baseline save|restore`.
 
-A scenario catalog run resets a lab between scenarios instead of making it anew. `save` keeps, in a
-root-only archive inside the container, every file of its root file system changed since the
+A lab is reset between scenarios (a catalog run's, an exercise's) instead of made anew. `save` keeps, in
+a root-only archive inside the container, every file of its root file system changed since the
 container was made (inode change time) and its volumes whole, with a listing of every folder.
-`restore` stops the units, removes what was added since, empties the volumes, extracts the archive
-and answers with the units it stopped (the host starts them, in the lab's order) and the fingerprint
-of what is now there, which the host compares with the one `save`
-gave. A file of the image changed or deleted since `save` cannot be put back: `restore` says so before
-it changes any file, and starts the units again. Other mounts (the read-only /pki, docker's init) are never walked; the supervisor's
-state is left alone; what units keep under /run is not saved but removed, as at a boot.
+`restore` stops the units, removes what was added since, empties the volumes, extracts the archive and
+answers with the units it stopped (the host starts them, in the lab's order) and the fingerprint of
+what is now there, which the host compares with the one `save` gave. A file of the image changed or
+deleted since `save` cannot be put back: `restore` says so before it changes any file, and starts the
+units again. Other mounts (the read-only /pki, docker's init) are never walked; the supervisor's state
+is left alone; what units keep under /run is not saved but removed, as at a boot.
 
-Each command reads a JSON plan on stdin (if any) and answers one JSON line on stdout.
+Each command reads a JSON plan on stdin and answers one JSON line on stdout.
 """
 from __future__ import annotations
 
@@ -115,14 +115,15 @@ def save(plan: dict, root: Path = Path("/")) -> dict:
     at = time.time() - CLOCK_MARGIN
     folders, changed = walk(root, plan["since"] - CLOCK_MARGIN, plan["volumes"])
     layer = [p for p in changed if p != "/" and not _left_alone(p) and not _runtime_file(root, p)]
-    with _private(root / ARCHIVE.lstrip("/")) as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    archive = root / ARCHIVE.lstrip("/")
+    with _private(archive) as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in layer:
             tar.add(root / path.lstrip("/"), arcname=path.lstrip("/"), recursive=False)
         for volume in sorted(plan["volumes"]):
             tar.add(root / volume.lstrip("/"), arcname=volume.lstrip("/"), recursive=True)
     with _private(root / LISTING.lstrip("/")) as out:
         out.write(json.dumps({"at": at, "layer": layer, "folders": folders}).encode())
-    with tarfile.open(root / ARCHIVE.lstrip("/")) as tar:
+    with tarfile.open(archive) as tar:
         return {"fingerprint": digest(_member_record(tar, m) for m in tar.getmembers()), "files": len(layer)}
 
 
