@@ -15,6 +15,7 @@ Each command reads a JSON plan on stdin and answers one JSON line on stdout.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -24,6 +25,8 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+
+from certkit.fsio import atomic_write
 
 ARCHIVE = "/var/lib/safeqlab-baseline.tar"
 LISTING = "/var/lib/safeqlab-baseline.json"
@@ -106,24 +109,21 @@ def digest(lines) -> str:
     return hashlib.sha256("\n".join(sorted(line for line in lines if line is not None)).encode()).hexdigest()
 
 
-def _private(path: Path):
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
-
-
 def save(plan: dict, root: Path = Path("/")) -> dict:
     """The container's own files (changed since ``since``, the container's making) and the volumes archived."""
     at = time.time() - CLOCK_MARGIN
     folders, changed = walk(root, plan["since"] - CLOCK_MARGIN, plan["volumes"])
     layer = [p for p in changed if p != "/" and not _left_alone(p) and not _runtime_file(root, p)]
-    archive = root / ARCHIVE.lstrip("/")
-    with _private(archive) as out, tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for path in layer:
             tar.add(root / path.lstrip("/"), arcname=path.lstrip("/"), recursive=False)
         for volume in sorted(plan["volumes"]):
             tar.add(root / volume.lstrip("/"), arcname=volume.lstrip("/"), recursive=True)
-    with _private(root / LISTING.lstrip("/")) as out:
-        out.write(json.dumps({"at": at, "layer": layer, "folders": folders}).encode())
-    with tarfile.open(archive) as tar:
+    atomic_write(root / ARCHIVE.lstrip("/"), buffer.getvalue(), 0o600)
+    atomic_write(root / LISTING.lstrip("/"), json.dumps({"at": at, "layer": layer, "folders": folders}).encode(), 0o600)
+    buffer.seek(0)
+    with tarfile.open(fileobj=buffer) as tar:
         return {"fingerprint": digest(_member_record(tar, m) for m in tar.getmembers()), "files": len(layer)}
 
 
