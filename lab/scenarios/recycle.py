@@ -118,7 +118,8 @@ def _save(shape: dict) -> str | None:
     boxes = [box for box in engine.containers() if box.running]
     if "primary" not in {box.service for box in boxes}:
         return "the primary is not running"
-    unhealthy = sorted(box.service for box in boxes if box.healthcheck and not engine.healthcheck_now(box)[0])
+    passed = _each(boxes, lambda box: engine.healthcheck_now(box)[0])
+    unhealthy = sorted(box.service for box, ok in zip(boxes, passed) if not ok)
     if unhealthy:  # down by design (a refused endpoint): not a state to come back to
         return f"not healthy after `up`: {', '.join(unhealthy)}"
 
