@@ -23,6 +23,7 @@ from . import drills, portal as lab_portal, rotation, scale as lab_scale, swarml
 from . import up as lab_up
 from .deadline import Deadline
 from .scenarios import cli as scenario_cli
+from .scenarios import recycle as scenario_recycle
 from .scenarios import runner as scenario_runner
 from .errors import LabError
 from .views import Phases, print_endpoint_counts, print_endpoints, print_refused, print_summary, say
@@ -164,6 +165,7 @@ def down(volumes: bool) -> None:
         swarmlab.down(volumes)
         return
     docker.compose("down", "--timeout", "2", *(["--volumes"] if volumes else []))
+    scenario_recycle.forget()  # the containers a reset would put back are gone: so is its copy of the PKI
     if volumes:
         drop_left_volumes()
 
@@ -385,9 +387,10 @@ def clean(remove_pki_too: bool) -> None:
         docker.compose("down", "--timeout", "2", "--volumes", "--remove-orphans", timeout=120)
         drop_left_volumes()
         labstate.path().unlink(missing_ok=True)
-        # its exercise, portal login and extra endpoints go with it
+        # its exercise, its baseline (a copy of the PKI), portal login and extra endpoints go with it
         for name in (*scenario_runner.EXERCISE_FILES, lab_portal.LOGIN_FILE, lab_scale.FILE):
             (labstate.folder() / name).unlink(missing_ok=True)
+        scenario_recycle.forget()
         say(f"removed lab {labstate.name()} (the images, shared by every lab, are kept)")
     else:
         docker.compose("down", "--timeout", "2", "--rmi", "all", "--volumes", "--remove-orphans", timeout=120)

@@ -1,5 +1,6 @@
 """`safeq-lab clean --pki` deletes only a PKI the lab made, and says when it could not delete it all."""
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -7,6 +8,7 @@ from click.testing import CliRunner
 
 import pki
 from lab import cli, docker, engine
+from lab.scenarios import recycle
 
 
 @pytest.fixture
@@ -90,6 +92,8 @@ def test_a_named_lab_goes_with_its_exercise_portal_login_and_folder(monkeypatch,
     (folder / "exercise-start.log").write_text("up's progress")
     (folder / "portal-login.json").write_text('{"user": "admin", "password": "x"}')
     (folder / "compose.scale.yaml").write_text("services: {}\n")
+    shutil.copytree(folder / "pki", folder / recycle.PKI_COPY)  # a reset's baseline: CA keys included
+    (folder / recycle.STATE).write_text('{"shape": {}}')
     monkeypatch.setenv(labstate.NAME_VAR, "student-01")
     result = CliRunner().invoke(cli.main, ["--lab", "student-01", "clean", "--pki"])
     assert result.exit_code == 0, result.output
@@ -99,11 +103,17 @@ def test_a_named_lab_goes_with_its_exercise_portal_login_and_folder(monkeypatch,
         ("compose", "down", "--timeout", "2", "--volumes", "--remove-orphans"))
 
 
-def test_down_volumes_takes_the_volumes_compose_no_longer_names(docker_calls, monkeypatch):
-    from lab import swarmlab
+def test_down_volumes_takes_the_volumes_compose_no_longer_names(docker_calls, monkeypatch, tmp_path):
+    from lab import labstate, swarmlab
     monkeypatch.setattr(swarmlab, "is_swarm", lambda *a: False)
+    monkeypatch.setattr(labstate, "folder", lambda lab=None: tmp_path)
     assert CliRunner().invoke(cli.main, ["down", "--volumes"]).exit_code == 0
     assert docker_calls[-2:] == [("compose", "down", "--timeout", "2", "--volumes"), ("volume rm", "lab_gateway-3-data")]
     docker_calls.clear()
+    (tmp_path / recycle.PKI_COPY / "ca").mkdir(parents=True)
+    (tmp_path / recycle.PKI_COPY / "ca" / "root.key.pem").write_text("a copy of a CA key")
+    (tmp_path / recycle.STATE).write_text('{"shape": {}}')
     assert CliRunner().invoke(cli.main, ["down"]).exit_code == 0
     assert docker_calls[-1] == ("compose", "down", "--timeout", "2")  # the volumes stay
+    # The containers a reset would put back are gone: its baseline, a copy of the PKI, goes too.
+    assert not (tmp_path / recycle.PKI_COPY).exists() and not (tmp_path / recycle.STATE).exists()
