@@ -434,6 +434,18 @@ def remove_volumes(names: Sequence[str], timeout: float = DEFAULT) -> None:
                 continue
 
 
+def image_ids(names: Sequence[str], timeout: float = QUICK) -> dict[str, str | None]:
+    """The id each image name stands for now (None: no such image)."""
+    found: dict[str, str | None] = {}
+    with session(timeout, label(["docker", "image", "inspect", *names])) as api:
+        for name in names:
+            try:
+                found[name] = api.inspect_image(name)["Id"]
+            except sdk.errors.ImageNotFound:
+                found[name] = None
+    return found
+
+
 def project_volumes(project_name: str | None = None, timeout: float = QUICK) -> list[str]:
     """The volumes compose made for the lab (by its project label): also those of extra gateways and
     clients that a smaller `up --gateways/--clients` dropped, which compose.yaml no longer names."""

@@ -63,12 +63,6 @@ def _made(box: engine.Container) -> tuple[float, list[str], str, str]:
     return engine.epoch(info["Created"]), volumes, info["Config"]["Image"], info["Image"]
 
 
-def _images_now(names: list[str]) -> dict[str, str]:
-    """The id each image name (the containers' compose.yaml image) stands for now."""
-    with engine.session(engine.DEFAULT, engine.label(["docker", "image", "inspect", *names])) as api:
-        return {name: api.inspect_image(name)["Id"] for name in names}
-
-
 def _baseline(box: engine.Container, verb: str, plan: dict | None = None) -> dict:
     """`python3 -m safeqlab.baseline VERB` in the container: its JSON answer; its error raised."""
     result = engine.execute(box, ["python3", "-m", "safeqlab.baseline", verb],
@@ -166,7 +160,7 @@ def restore(shape: dict, timeout: float) -> str | None:
         return f"running since the baseline: {', '.join(others)}"
     end = time.monotonic() + timeout
     try:
-        now = _images_now(sorted({c["image_name"] for c in ours.values()}))
+        now = engine.image_ids(sorted({c["image_name"] for c in ours.values()}))
         rebuilt = sorted(c["service"] for c in ours.values() if now[c["image_name"]] != c["image"])
         if rebuilt:
             return f"images built anew since the baseline: {', '.join(rebuilt)}"

@@ -413,6 +413,20 @@ def test_a_labs_volumes_are_found_by_its_project_label(monkeypatch):
     assert api.calls == [("volumes", {"label": "com.docker.compose.project=lab"})]
 
 
+def test_an_image_that_does_not_exist_has_no_id(monkeypatch):
+    class Api:
+        def inspect_image(self, name):
+            if name != "safeq-lab/base:latest":
+                raise engine.sdk.errors.ImageNotFound(f"No such image: {name}")
+            return {"Id": "sha256:b"}
+
+        def close(self):
+            pass
+    monkeypatch.setattr(engine, "connect", lambda timeout: Api())
+    assert engine.image_ids(["safeq-lab/base:latest", "safeq-lab/gone:latest"]) == {
+        "safeq-lab/base:latest": "sha256:b", "safeq-lab/gone:latest": None}
+
+
 def test_read_file_takes_the_one_file_out_of_the_engine_s_archive(fake, monkeypatch):
     import io
     import tarfile

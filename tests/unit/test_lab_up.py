@@ -73,6 +73,9 @@ def lab(monkeypatch):
     monkeypatch.setattr(docker, "run", fake.run)
     monkeypatch.setattr(engine, "exec_sh", fake.exec_sh)
     monkeypatch.setattr(engine, "connect", lambda timeout: pytest.fail("a unit test reached the Docker engine"))
+    monkeypatch.setattr(images, "image_names", lambda root: [])
+    monkeypatch.setattr(images, "built_from", lambda root, inputs, names: False)  # built: test_lab_images
+    monkeypatch.setattr(images, "remember", lambda root, inputs, names: None)
     monkeypatch.setattr(engine, "containers", lambda timeout: [])
     monkeypatch.setattr(engine, "start", lambda boxes, timeout: None)
     monkeypatch.setattr(lab_up, "print_summary", lambda result: None)
@@ -191,6 +194,9 @@ def test_every_docker_call_in_lab_passes_a_timeout(monkeypatch, tmp_path):
     monkeypatch.setattr(docker.shutil, "which", lambda name: "/usr/bin/" + name)
     monkeypatch.setattr(topology, "_cache", {})
     monkeypatch.setattr(engine, "ping", lambda timeout: seen.append((["engine", "ping"], timeout)))
+    monkeypatch.setattr(images, "image_names", lambda root: ["safeq-lab/base:latest"])
+    monkeypatch.setattr(engine, "image_ids", lambda names, timeout=engine.QUICK: seen.append((["engine", "images"], timeout))
+                        or dict.fromkeys(names))  # no image: nothing recorded in the checkout
     docker.preflight()
     docker.compose("down")
     docker.run(["bash", "x"], timeout=5)
@@ -209,6 +215,8 @@ def test_build_runs_every_image_build_and_nothing_else(monkeypatch):
     monkeypatch.setattr(docker, "run", lambda cmd, timeout, quiet: ran.append(("run", cmd[:2])) or DONE)
     monkeypatch.setattr(docker, "compose",
                         lambda *args, timeout=None, quiet=False: ran.append(("compose", args)) or DONE)
+    monkeypatch.setattr(images, "image_names", lambda root: ["safeq-lab/base:latest"])
+    monkeypatch.setattr(engine, "image_ids", lambda names: dict.fromkeys(names))  # never built: built now
     result = CliRunner().invoke(cli.main, ["build", "--timeout", "60"])
     assert result.exit_code == 0, result.output
     assert ran == [("run", ["bash", ran[0][1][1]]), ("run", ["docker", "build"]), ("compose", ("build", "--quiet"))]

@@ -73,7 +73,7 @@ def test_a_lab_not_as_saved_is_not_reset(lab_folder, monkeypatch, saved, contain
     if saved is not None:
         write_json(lab_folder / recycle.STATE, saved)
     monkeypatch.setattr(engine, "containers", lambda *a, **k: containers)
-    monkeypatch.setattr(recycle, "_images_now", lambda names: {name: "sha256:1" for name in names})
+    monkeypatch.setattr(recycle.engine, "image_ids", lambda names: {name: "sha256:1" for name in names})
     monkeypatch.setattr(recycle, "_put_back", lambda *a: pytest.fail("a lab not as saved was put back"))
     assert said in recycle.restore(SHAPE, 10)
 
