@@ -48,6 +48,9 @@ KEYS: dict[str, dict[str, type]] = {
     "restart": {"service": str, "unit": str},
     "stop": {"service": str},
 }
+# Actions that change files of the image itself (update-ca-certificates rewrites the system's bundles and
+# dpkg's state): a reset cannot put those back, so the lab is made anew for the scenario after.
+IMAGE_CHANGES = frozenset({"public-bundle"})
 CAS = ("root", "intermediate", "all")
 CONF = f"{steps.CONF_DIR}/application.conf"
 GATEWAY_HOST, PRIMARY_HOST = "gateway-host", "primary-host"

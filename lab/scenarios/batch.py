@@ -23,7 +23,7 @@ from certkit.fsio import atomic_write
 
 from .. import docker, labstate, project
 from ..errors import LabError
-from . import runner
+from . import actions, runner
 from .catalog import Scenario
 
 FIRST_PORT = 2600
@@ -56,11 +56,13 @@ def _ports(count: int) -> list[int]:
 
 def by_shape(scenarios: Sequence[Scenario]) -> list[Scenario]:
     """Scenarios whose labs are built alike next to each other, the smallest groups first: a lab reset
-    between scenarios serves the next one of its shape; a lab of another shape is made anew."""
+    between scenarios serves the next one of its shape; a lab of another shape is made anew. In a group,
+    those that change the image's files go last: no scenario follows them in their lab then."""
     groups: dict[tuple, list[Scenario]] = {}
     for scenario in scenarios:
         groups.setdefault((scenario.lab.intermediates, scenario.lab.policy), []).append(scenario)
-    return [s for group in sorted(groups.values(), key=len) for s in group]
+    return [s for group in sorted(groups.values(), key=len)
+            for s in sorted(group, key=lambda s: any(a.do in actions.IMAGE_CHANGES for a in s.breaks))]
 
 
 @dataclass

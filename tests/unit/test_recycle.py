@@ -9,7 +9,7 @@ import pytest
 
 from certkit.fsio import write_json
 from lab import engine, labstate
-from lab.scenarios import batch, recycle
+from lab.scenarios import actions, batch, recycle
 
 SHAPE = {"intermediates": 1, "policy": "trusted-ca", "port": 2600}
 
@@ -92,8 +92,11 @@ def test_why_no_baseline_was_kept_is_said_by_the_next_restore(lab_folder, monkey
 
 
 def test_scenarios_of_one_shape_run_one_after_another_smallest_groups_first():
-    def sc(ident, intermediates=1, policy="trusted-ca"):
-        return SimpleNamespace(id=ident, lab=SimpleNamespace(intermediates=intermediates, policy=policy))
-    order = batch.by_shape([sc("a"), sc("b", 0), sc("c"), sc("d", policy="built-in"), sc("e", policy="built-in"),
-                            sc("f")])
-    assert [s.id for s in order] == ["b", "d", "e", "a", "c", "f"]
+    def sc(ident, intermediates=1, policy="trusted-ca", does=("restart",)):
+        return SimpleNamespace(id=ident, lab=SimpleNamespace(intermediates=intermediates, policy=policy),
+                               breaks=tuple(SimpleNamespace(do=do) for do in does))
+    order = batch.by_shape([sc("a"), sc("b", 0), sc("g", does=("public-bundle", "restart")), sc("c"),
+                            sc("d", policy="built-in"), sc("e", policy="built-in"), sc("f")])
+    # g changes the image's files: the last of its group, so no scenario has to follow it in its lab
+    assert [s.id for s in order] == ["b", "d", "e", "a", "c", "f", "g"]
+    assert actions.IMAGE_CHANGES <= set(actions.KEYS)
