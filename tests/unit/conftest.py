@@ -40,6 +40,16 @@ def no_running_lab_state(tmp_path_factory, monkeypatch):
 KEYTOOL = shutil.which("keytool")
 
 
+@pytest.fixture
+def images_never_built(monkeypatch):
+    """images.build_all runs every build, without asking the engine or reading the checkout's record of
+    what was built (that record: test_lab_images)."""
+    from lab import images
+    monkeypatch.setattr(images, "image_names", lambda root: [])
+    monkeypatch.setattr(images, "built_from", lambda root, inputs, names: False)
+    monkeypatch.setattr(images, "remember", lambda root, inputs, names: None)
+
+
 def run(*args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(args, capture_output=True, input=input, timeout=120)
     if check and proc.returncode != 0:

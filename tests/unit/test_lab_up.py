@@ -64,7 +64,7 @@ class FakeDocker:
 
 
 @pytest.fixture
-def lab(monkeypatch):
+def lab(monkeypatch, images_never_built):
     clock = Clock()
     fake = FakeDocker(clock)
     monkeypatch.setattr(lab_up, "Deadline", lambda seconds: Deadline(seconds, clock=clock))
@@ -73,9 +73,6 @@ def lab(monkeypatch):
     monkeypatch.setattr(docker, "run", fake.run)
     monkeypatch.setattr(engine, "exec_sh", fake.exec_sh)
     monkeypatch.setattr(engine, "connect", lambda timeout: pytest.fail("a unit test reached the Docker engine"))
-    monkeypatch.setattr(images, "image_names", lambda root: [])
-    monkeypatch.setattr(images, "built_from", lambda root, inputs, names: False)  # built: test_lab_images
-    monkeypatch.setattr(images, "remember", lambda root, inputs, names: None)
     monkeypatch.setattr(engine, "containers", lambda timeout: [])
     monkeypatch.setattr(engine, "start", lambda boxes, timeout: None)
     monkeypatch.setattr(lab_up, "print_summary", lambda result: None)

@@ -178,7 +178,7 @@ def test_a_timeout_keeps_what_was_printed_until_then(monkeypatch):
 # -- `up` end to end, on fakes ---------------------------------------------------------------------
 
 @pytest.fixture
-def fake_lab(monkeypatch):
+def fake_lab(monkeypatch, images_never_built):
     calls = []
 
     def compose(*args, timeout=None, quiet=False, **kwargs):

@@ -296,7 +296,8 @@ def test_a_reused_lab_takes_its_next_scenario_once_the_last_ones_process_ended(t
     monkeypatch.setattr(docker, "preflight", lambda: None)
     monkeypatch.setattr(runner, "remove", removed.append)
     shape = SimpleNamespace(intermediates=1, policy="trusted-ca")
-    chosen = [SimpleNamespace(id="first", title="1", lab=shape), SimpleNamespace(id="second", title="2", lab=shape)]
+    chosen = [SimpleNamespace(id="first", title="1", lab=shape, breaks=()),
+              SimpleNamespace(id="second", title="2", lab=shape, breaks=())]
     outcomes = batch.run_all(chosen, jobs=1, solve=False, timeout=60, progress=lambda outcome: None, reuse=True)
     assert [o["id"] for o in outcomes] == ["first", "second"]
     assert [s[:4] for s in spawned] == [("first", "catalog-1", 2600, True), ("second", "catalog-1", 2600, True)]
