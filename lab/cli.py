@@ -19,7 +19,7 @@ from pki.cli import reports_errors as pki_reports_errors
 from pki.database import DB_PATH
 
 from . import admin, docker, engine, images, labstate, project, spec, status, topology
-from . import drills, portal as lab_portal, rotation, scale as lab_scale, swarmlab  # rotation: its drills
+from . import drills, portal as lab_portal, rotation, scale as lab_scale, swarm, swarmlab  # rotation: its drills
 from . import up as lab_up
 from .deadline import Deadline
 from .scenarios import cli as scenario_cli
@@ -387,8 +387,8 @@ def clean(remove_pki_too: bool) -> None:
         docker.compose("down", "--timeout", "2", "--volumes", "--remove-orphans", timeout=120)
         drop_left_volumes()
         labstate.path().unlink(missing_ok=True)
-        # its exercise, its baseline (a copy of the PKI), portal login and extra endpoints go with it
-        for name in (*scenario_runner.EXERCISE_FILES, lab_portal.LOGIN_FILE, lab_scale.FILE):
+        # its exercise, its baseline (a copy of the PKI), portal login, extra endpoints and stack go with it
+        for name in (*scenario_runner.EXERCISE_FILES, lab_portal.LOGIN_FILE, lab_scale.FILE, swarm.FILE):
             (labstate.folder() / name).unlink(missing_ok=True)
         scenario_recycle.forget()
         say(f"removed lab {labstate.name()} (the images, shared by every lab, are kept)")

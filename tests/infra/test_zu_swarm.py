@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from conftest import lab
-from lab import engine
+from lab import engine, project
 
 pytestmark = pytest.mark.lab_pki  # its own lab on its own CA
 
@@ -61,3 +61,4 @@ def test_the_lab_as_a_swarm_stack(primary, one_node_swarm):
     assert docker("stack", "ls", "--format", "{{.Name}}").splitlines().count(NAME) == 0
     for kind in ("secret", "config"):
         assert docker(kind, "ls", "--filter", f"label=com.docker.stack.namespace={NAME}", "-q") == ""
+    assert not project.lab_folder(NAME).exists()  # `clean --pki` leaves nothing of the lab on the host

@@ -83,7 +83,7 @@ def test_without_pki_the_folder_is_not_looked_at(monkeypatch, tmp_path, docker_c
     assert result.exit_code == 0 and (tmp_path / "keep.txt").exists()
 
 
-def test_a_named_lab_goes_with_its_exercise_portal_login_and_folder(monkeypatch, tmp_path, docker_calls):
+def test_a_named_lab_goes_with_its_exercise_portal_login_stack_and_folder(monkeypatch, tmp_path, docker_calls):
     from lab import labstate, project
     monkeypatch.setattr(project, "lab_folder", lambda name: tmp_path / "labs" / name)
     folder = tmp_path / "labs" / "student-01"
@@ -92,6 +92,7 @@ def test_a_named_lab_goes_with_its_exercise_portal_login_and_folder(monkeypatch,
     (folder / "exercise-start.log").write_text("up's progress")
     (folder / "portal-login.json").write_text('{"user": "admin", "password": "x"}')
     (folder / "compose.scale.yaml").write_text("services: {}\n")
+    (folder / "stack.json").write_text("{}")  # `up --engine swarm`'s stack
     shutil.copytree(folder / "pki", folder / recycle.PKI_COPY)  # a reset's baseline: CA keys included
     (folder / recycle.STATE).write_text('{"shape": {}}')
     monkeypatch.setenv(labstate.NAME_VAR, "student-01")
