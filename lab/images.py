@@ -31,7 +31,10 @@ def inputs_digest(root: Path) -> str:
     digest = hashlib.sha256()
     for top in INPUTS:
         base = root / top
-        files = [base] if not base.is_dir() else sorted(p for p in base.rglob("*") if not p.is_dir() or p.is_symlink())
+        if not os.path.lexists(base):
+            digest.update(f"{top}\0missing\0".encode())
+            continue
+        files = [base] if not base.is_dir() else sorted(p for p in base.rglob("*") if p.is_symlink() or not p.is_dir())
         for path in files:
             st = path.lstat()
             data = os.readlink(path).encode() if path.is_symlink() else path.read_bytes()

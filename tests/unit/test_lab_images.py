@@ -3,6 +3,7 @@ import io
 import os
 import shutil
 import subprocess
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -31,7 +32,8 @@ def tree(tmp_path):
     return root
 
 
-@pytest.mark.parametrize("change", ["content", "mode", "added", "removed", "renamed", "symlink", "compose"])
+@pytest.mark.parametrize("change", ["content", "mode", "added", "removed", "renamed", "symlink", "compose",
+                                    "script gone"])
 def test_any_change_to_what_the_builds_read_changes_the_digest(tree, change):
     before = images.inputs_digest(tree)
     tool = tree / "certkit" / "certs.py"
@@ -47,8 +49,10 @@ def test_any_change_to_what_the_builds_read_changes_the_digest(tree, change):
         tool.rename(tree / "certkit" / "other.py")
     elif change == "symlink":
         (tree / "images" / "gateway" / "link").symlink_to("bin/safeq-gateway")
-    else:
+    elif change == "compose":
         (tree / "compose.yaml").write_text("services: {a: {}}\n")
+    else:
+        (tree / "scripts" / "base-image.sh").unlink()
     assert images.inputs_digest(tree) != before
 
 
@@ -60,8 +64,8 @@ def test_a_copy_of_the_same_files_is_the_same_digest(tree, tmp_path):
 
 
 def test_the_os_image_is_read_from_the_base_dockerfile(tree, monkeypatch):
-    monkeypatch.setattr(images.topology, "load", lambda: type("T", (), {"services": [
-        type("S", (), {"image": "safeq-lab/gateway:latest"})(), type("S", (), {"image": None})()]})())
+    services = [SimpleNamespace(image="safeq-lab/gateway:latest"), SimpleNamespace(image=None)]
+    monkeypatch.setattr(images.topology, "load", lambda: SimpleNamespace(services=services))
     assert images.image_names(tree) == NAMES
 
 
@@ -77,7 +81,7 @@ def builds(tree, monkeypatch):
     monkeypatch.setattr(docker, "compose", lambda *args, timeout=None, quiet=False: ran.append(list(args)) or
                         subprocess.CompletedProcess(args, 0, stdout=""))
 
-    def build() -> list:
+    def build() -> tuple[list, str]:
         ran.clear()
         out = io.StringIO()
         images.build_all(Phases(console=Console(file=out, width=200)), Deadline(100))
