@@ -223,13 +223,14 @@ def _close_box(box: list) -> None:
         proc.close()
 
 
-def _b64(cert: x509.Certificate) -> str:
+def b64_der(cert: x509.Certificate) -> str:
+    """A certificate as the validator takes it: base64 of its DER."""
     return base64.b64encode(cert.public_bytes(Encoding.DER)).decode("ascii")
 
 
 def _wire(anchors: Sequence[x509.Certificate]) -> tuple[str, list[str]]:
     """(ref, base64 DER): the ref names the set by its content."""
-    encoded = [_b64(a) for a in anchors]
+    encoded = [b64_der(a) for a in anchors]
     return hashlib.sha256("\n".join(encoded).encode()).hexdigest(), encoded
 
 
@@ -332,7 +333,7 @@ class Validator:
             raise ValueError(f"mode must be 'client' or 'server', not {mode!r}")
         if not chain:
             raise ValueError("an empty chain is refused by the handshake before any trust manager")
-        request = {"mode": mode, "chain": [_b64(c) for c in chain], "auth_type": auth_type}
+        request = {"mode": mode, "chain": [b64_der(c) for c in chain], "auth_type": auth_type}
         if host is not None:
             request["host"] = host
         return Verdict.from_reply(self._call(request, self._anchor_set(anchors)))

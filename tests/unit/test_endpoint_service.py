@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 
 from certkit import fsio
+from certkit.jre import Verdict
+from certkit.verdicts import KeptAcceptances
 from safeqlab import service
 from safeqlab.builtin import BuiltinIdentity
 from safeqlab.endpoint import SetupError
 from safeqlab.service import StateFile, healthy
+from support.fixtures_openssl import OpenSSLPKI
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER = {"host": "primary-host", "subject": "CN=primary-host,O=Acme", "issuer": "CN=Acme-CA-Intermediate,O=Acme"}
@@ -183,8 +186,29 @@ def test_session_with_trusted_certificates_uses_the_specs_identity_peer_check_an
     assert s.builtin is None
     assert s.trusted is spec.identity_factory
     assert s.check_peer is spec.peer_check
-    assert s.validator is service.shared_validator
+    assert s.validator is service.trusted_validator
     assert not Path(spec.builtin_dir).exists()
+
+
+@pytest.mark.parametrize("kept_before", [False, True], ids=["first start", "acceptance kept"])
+def test_the_jvm_starts_before_the_first_handshake_unless_an_acceptance_is_kept(tmp_path, monkeypatch, kept_before):
+    root = OpenSSLPKI(tmp_path / "pki").root("Root").cert
+
+    class Accepting:
+        cmd = [sys.executable, "-cp", str(tmp_path / "classes"), "pkixjudge.Main"]
+
+        def judge(self, chain, anchors, mode, host=None, auth_type="UNKNOWN"):
+            return Verdict(ok=True, anchor="O=Fixture,CN=Root", path=(root,))
+    kept, validator, early = tmp_path / "chain-verdicts.json", Accepting(), threading.Event()
+    monkeypatch.setenv(service.CHAIN_VERDICTS_VAR, str(kept))
+    monkeypatch.setattr(service, "shared_validator", lambda: validator)
+    monkeypatch.setattr(service, "_judges", [])
+    monkeypatch.setattr(service, "start_validator_early", early.set)
+    if kept_before:  # the service's last run accepted the primary's chain
+        KeptAcceptances(validator, kept).judge([root], [root], "server", host="primary-host")
+    s = service.session(FakeSpec(tmp_path), "primary-host", 2560, None, logging.getLogger("test"), threading.Event())
+    assert isinstance(s.validator(), KeptAcceptances) and s.validator().validator is validator
+    assert early.wait(0.5 if kept_before else 10) is not kept_before
 
 
 def test_session_with_builtin_certificates_makes_its_own_identity(tmp_path):

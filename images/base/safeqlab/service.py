@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import threading
 from typing import Callable
@@ -16,6 +17,7 @@ from cryptography import x509
 
 from certkit import fsio
 from certkit.jre import Validator, ValidatorError
+from certkit.verdicts import KeptAcceptances
 from . import util
 from .builtin import BuiltinIdentity
 from .endpoint import Identity, Session, SetupError
@@ -57,6 +59,22 @@ def shared_validator() -> Validator:
         if not _validators:
             _validators.append(Validator())
         return _validators[0]
+
+
+CHAIN_VERDICTS_VAR = "SAFEQ_CHAIN_VERDICTS"  # the file (a data volume's) the JRE's acceptances are kept in
+_judges: list[Validator | KeptAcceptances] = []
+_judges_lock = threading.Lock()
+
+
+def trusted_validator() -> Validator | KeptAcceptances:
+    """What a session judges the primary's chain with: the shared validator, its acceptances kept in
+    the file SAFEQ_CHAIN_VERDICTS names when set."""
+    validator = shared_validator()
+    with _judges_lock:
+        if not _judges:
+            kept = os.environ.get(CHAIN_VERDICTS_VAR)
+            _judges.append(KeptAcceptances(validator, kept) if kept else validator)
+        return _judges[0]
 
 
 def start_validator_early() -> None:
@@ -128,9 +146,14 @@ def session(spec: Spec, host: str, port: int, state: StateFile | None, log: logg
     if spec.builtin():
         identity = BuiltinIdentity(spec.builtin_dir, spec.host_name(), log)
         return Session(host=host, port=port, role=spec.role, state=state, log=log, stop=stop, builtin=identity)
-    threading.Thread(target=start_validator_early, daemon=True).start()
+    try:
+        judge = trusted_validator()
+    except ValidatorError:
+        judge = None  # the session says why once it asks for a verdict
+    if not (isinstance(judge, KeptAcceptances) and judge.holds_any()):  # else it starts if a verdict is not kept
+        threading.Thread(target=start_validator_early, daemon=True).start()
     return Session(host=host, port=port, role=spec.role, state=state, log=log, stop=stop,
-                   trusted=spec.trusted_identity(log), check_peer=spec.check_peer(), validator=shared_validator)
+                   trusted=spec.trusted_identity(log), check_peer=spec.check_peer(), validator=trusted_validator)
 
 
 def wait_for_setup(spec: Spec, state: StateFile, log: logging.Logger, stop: threading.Event) -> Session | None:
