@@ -109,7 +109,7 @@ class KeptAcceptances:
     host name, key exchange), the same JRE as :func:`jre_identity` saw it when the service started
     (before its JVM did), the same UTC day (java.security's `denyAfter` constraints are dates) and
     while the validated path is valid; refusals are asked every time. Anything else is the validator's.
-    A damaged file is not read: the JRE is asked and the file written anew."""
+    A damaged or unreadable file is not trusted: the JRE is asked and the file written anew."""
 
     def __init__(self, validator: Validator, path: str | os.PathLike, clock: Clock = _now):
         self.validator, self.path, self.clock = validator, Path(path), clock
@@ -128,7 +128,7 @@ class KeptAcceptances:
         if self._kept is None:
             try:
                 found = fsio.read_json(self.path, {})
-            except fsio.StateError:
+            except fsio.StateError:  # damaged or unreadable
                 found = {}
             self._kept = {k: e for k, e in found.items() if isinstance(e, dict)} if isinstance(found, dict) else {}
         return self._kept

@@ -155,3 +155,13 @@ def test_an_entry_tampered_with_is_asked_again(jdk, pki, tmp_path):
     kept_file.write_text(json.dumps(entries))
     again = Asked(command(jdk), pki)
     assert ask(restarted(again, kept_file), pki).ok and len(again.asked) == 1
+
+
+def test_a_file_that_cannot_be_read_or_written_only_means_asking_the_jre(jdk, pki, tmp_path):
+    kept_file = tmp_path / "chain-verdicts.json"
+    kept_file.mkdir()  # neither readable nor replaceable as a file
+    for _ in range(2):
+        asked = Asked(command(jdk), pki)
+        service = restarted(asked, kept_file)
+        assert not service.holds_any()
+        assert ask(service, pki).ok and len(asked.asked) == 1
